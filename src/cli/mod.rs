@@ -1,0 +1,78 @@
+//! Command-line interface: one file per subcommand, each `pub fn cmd(…) -> anyhow::Result<ExitCode>`.
+//!
+//! This is the binary's edge, the only place (with `main.rs`) that uses `anyhow`.
+
+mod schema;
+mod validate;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Environment variable naming the daemon config file.
+pub const CONFIG_ENV: &str = "EXPORTD_CONFIG";
+
+/// exportd: declarative exports of lead data.
+#[derive(Debug, Parser)]
+#[command(name = "exportd", version, about)]
+pub struct Cli {
+    /// Daemon config file; defaults apply when it does not exist.
+    #[arg(long, global = true, env = CONFIG_ENV, default_value = "exportd.toml")]
+    pub config: PathBuf,
+    /// Directory of export definitions. Default: `exports.d` beside the config.
+    #[arg(long, global = true)]
+    pub exports: Option<PathBuf>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output for people or machines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Text for people.
+    #[default]
+    Text,
+    /// JSON for machines.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check definitions and the daemon config; exit 1 on any error.
+    Validate(validate::Args),
+    /// Print the JSON Schema of export definitions (or of exportd.toml with --daemon).
+    Schema(schema::Args),
+}
+
+/// Runs one command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let paths = exportd_paths(&cli);
+    match cli.command {
+        Command::Validate(args) => validate::cmd(&paths, args),
+        Command::Schema(args) => schema::cmd(args),
+    }
+}
+
+/// Where the config and the definitions are.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// exportd.toml (may not exist).
+    pub config: PathBuf,
+    /// exports.d.
+    pub exports: PathBuf,
+}
+
+fn exportd_paths(cli: &Cli) -> Paths {
+    let base = cli
+        .config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    Paths {
+        config: cli.config.clone(),
+        exports: cli.exports.clone().unwrap_or_else(|| base.join("exports.d")),
+    }
+}

@@ -1,0 +1,596 @@
+//! The raw form of one export definition (`exports.d/NAME.toml`), exactly as an operator writes
+//! it. These types are the single source of `schemas/export.schema.json`: every `///` comment
+//! becomes a description there, so write them for operators.
+//!
+//! Strings that need semantics (schedule, time zone, window, filter, templates) stay strings here
+//! and are checked by `config::validate`, which reports every problem in a file at once instead of
+//! stopping at the first.
+
+use super::secret::SecretRef;
+use super::units::{ByteSize, Retention};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// One export: what to extract, how to shape and encode it, when, and where to deliver it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "exportd export definition")]
+pub struct ExportDef {
+    /// What the export is for, shown in `plan`, `status` and the status page.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// What to extract: `leads` (one row per lead), `events` (one row per lead event) or
+    /// `summary` (aggregates, see `[summary]`).
+    #[serde(default)]
+    pub kind: Kind,
+    /// When the export runs: `daily at 02:00`, `weekly on monday at 06:00`,
+    /// `monthly on day 1 at 00:00`, `hourly at :15`, `every 15m`, `@hourly`, or a cron expression
+    /// `0 2 * * *` (minute hour day-of-month month day-of-week). Without a schedule the export
+    /// only runs on demand (`exportd export NAME`, the API).
+    #[serde(default)]
+    #[schemars(example = &"daily at 02:00", example = &"0 2 * * *")]
+    pub schedule: Option<String>,
+    /// IANA time zone the schedule and the window are computed in, such as `America/Chicago`.
+    /// Default: `[defaults] timezone` of exportd.toml, itself `UTC`.
+    #[serde(default)]
+    #[schemars(example = &"America/Chicago")]
+    pub timezone: Option<String>,
+    /// Which records a run exports, derived from the run's NOMINAL time (when the schedule fired),
+    /// so a late run still exports the period it was meant for: `previous_hour`, `previous_day`,
+    /// `previous_week` (ISO, Monday first), `previous_month`, `last_7_days`, `since_last_run`
+    /// or `all`.
+    #[schemars(example = &"previous_day")]
+    pub window: String,
+    /// What to do with runs missed while the daemon was down: `all` (run each, oldest first, up to
+    /// a bound), `latest` (only the most recent) or `none`. Default: `latest`.
+    #[serde(default)]
+    pub catch_up: CatchUp,
+    /// `true` keeps the definition loaded and valid but schedules nothing.
+    #[serde(default)]
+    pub suspend: bool,
+    /// Which records to export, such as
+    /// `outcome = "success" AND revenue > 0 AND state IN ("CA", "TX")`. Pushed down to the store
+    /// as bound SQL parameters where possible.
+    #[serde(default)]
+    #[schemars(example = &"outcome = \"success\" AND revenue > 0")]
+    pub filter: Option<String>,
+    /// Which columns to export, computed columns and PII masks.
+    #[serde(default)]
+    pub fields: FieldsDef,
+    /// Aggregates for `kind = "summary"`.
+    #[serde(default)]
+    pub summary: Option<SummaryDef>,
+    /// File format and compression.
+    #[serde(default)]
+    pub format: FormatDef,
+    /// When to start a new part file.
+    #[serde(default)]
+    pub chunk: ChunkDef,
+    /// The `_manifest.json` written after the parts.
+    #[serde(default)]
+    pub manifest: ManifestDef,
+    /// Where the files go. Each destination receives every part.
+    #[serde(default)]
+    pub deliver: Vec<DeliverDef>,
+    /// What removing this definition does to what it delivered: `keep` (default: files stay and
+    /// still expire by their retention) or `delete`.
+    #[serde(default)]
+    pub on_remove: OnRemove,
+}
+
+/// What an export extracts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// One row per lead.
+    #[default]
+    Leads,
+    /// One row per lead event (`source.accepted`, `recipient.delivered`, …).
+    Events,
+    /// Aggregated rows, grouped as `[summary]` says.
+    Summary,
+}
+
+/// Policy for nominal runs missed while the daemon was not running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUp {
+    /// Run every missed nominal time, oldest first (bounded by the daemon's maximum).
+    All,
+    /// Run only the most recent missed nominal time.
+    #[default]
+    Latest,
+    /// Skip missed runs; wait for the next nominal time.
+    None,
+}
+
+/// What happens to delivered files when the definition is removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnRemove {
+    /// Keep delivered files; they expire by their destination's retention.
+    #[default]
+    Keep,
+    /// Delete every delivered file recorded in the ledger for this export.
+    Delete,
+}
+
+/// Column selection, computed columns and masks.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldsDef {
+    /// Column patterns to export, in order: exact names (`email.valid`) or globs (`lead.*`,
+    /// `*.valid`). Default: every field found in the window.
+    #[serde(default)]
+    pub include: Option<Vec<String>>,
+    /// Column patterns to leave out, applied after `include` (`user_agent`, `*pii*`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Extra columns computed from others with the filter language's expressions, such as
+    /// `margin = "revenue - cost"`. Appended after the selected columns, in name order.
+    #[serde(default)]
+    pub computed: BTreeMap<String, String>,
+    /// Columns renamed on output: `{ lead_id = "id" }` exports the `id` field under the header
+    /// `lead_id`. Keys are output names, values are field names.
+    #[serde(default)]
+    pub rename: BTreeMap<String, String>,
+    /// PII masks by column name or pattern.
+    #[serde(default)]
+    pub mask: BTreeMap<String, MaskKind>,
+    /// Secret key for `hash` masks (HMAC-SHA256), so hashes cannot be reversed by guessing.
+    #[serde(default)]
+    pub hash_key: Option<SecretRef>,
+}
+
+/// How a personal field is masked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MaskKind {
+    /// `john.doe@example.com` → `j***.d**@example.com`.
+    Email,
+    /// `555-123-4567` → `XXX-XXX-4567`.
+    Last4,
+    /// `123-45-6789` → `XXX-XX-6789`.
+    Ssn,
+    /// `John Doe` → `J.D.`.
+    Initials,
+    /// A street address becomes its city and state only.
+    CityState,
+    /// Keyed HMAC-SHA256 of the value, hex (needs `fields.hash_key`).
+    Hash,
+    /// The column is removed.
+    Drop,
+}
+
+/// Aggregation for `kind = "summary"`, computed by the store (SQL GROUP BY).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryDef {
+    /// Grouping keys, in order: `date`, `hour`, `week`, `month`, `source`, `flow`, `outcome`,
+    /// `state`, `buyer`.
+    pub group_by: Vec<String>,
+    /// Metric columns by output name: `{ leads = "count", accepted = "count where outcome = \"success\"", revenue = "sum revenue" }`.
+    /// Functions: `count`, `count where FILTER`, `sum FIELD`, `avg FIELD`, `min FIELD`,
+    /// `max FIELD`, and the field `margin` (revenue − cost).
+    pub metrics: BTreeMap<String, String>,
+}
+
+/// Encoding and compression of the part files.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FormatDef {
+    /// File format: `csv`, `tsv`, `json` (one array), `ndjson` (one object per line), `xml` or
+    /// `parquet`.
+    #[serde(default, rename = "type")]
+    pub kind: FormatKind,
+    /// Compression of each part: `none`, `gzip`, `zstd`, `zip`, `tar.gz` or `7z`.
+    #[serde(default)]
+    pub compression: CompressionKind,
+    /// Compression level: gzip 1–9 (default 6), zstd 1–19 (default 3).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 19))]
+    pub level: Option<u32>,
+    /// Password for `zip` (AES-256) or `7z` archives.
+    #[serde(default)]
+    pub password: Option<SecretRef>,
+    /// CSV/TSV: field delimiter, one character. Default `,` (tab for tsv).
+    #[serde(default)]
+    pub delimiter: Option<char>,
+    /// CSV/TSV: quote character. Default `"`.
+    #[serde(default)]
+    pub quote: Option<char>,
+    /// CSV/TSV: escape character for quotes inside quoted values; default doubles the quote.
+    #[serde(default)]
+    pub escape: Option<char>,
+    /// CSV/TSV: line ending, `lf` (default) or `crlf`.
+    #[serde(default)]
+    pub line_ending: LineEnding,
+    /// CSV/TSV: text written for a missing value. Default: empty.
+    #[serde(default)]
+    pub null: Option<String>,
+    /// CSV/TSV: write a header row. Default `true`.
+    #[serde(default = "default_true")]
+    pub header: bool,
+    /// CSV: Excel-compatible output (UTF-8 byte order mark and CRLF line endings).
+    #[serde(default)]
+    pub excel: bool,
+    /// JSON: indent the output for people.
+    #[serde(default)]
+    pub pretty: bool,
+    /// XML: name of the root element. Default `export`.
+    #[serde(default)]
+    pub root_element: Option<String>,
+    /// XML: name of each row's element. Default `row`.
+    #[serde(default)]
+    pub row_element: Option<String>,
+}
+
+impl Default for FormatDef {
+    fn default() -> Self {
+        FormatDef {
+            kind: FormatKind::default(),
+            compression: CompressionKind::default(),
+            level: None,
+            password: None,
+            delimiter: None,
+            quote: None,
+            escape: None,
+            line_ending: LineEnding::default(),
+            null: None,
+            header: true,
+            excel: false,
+            pretty: false,
+            root_element: None,
+            row_element: None,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// File format of the parts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FormatKind {
+    /// Comma-separated values (RFC 4180).
+    #[default]
+    Csv,
+    /// Tab-separated values.
+    Tsv,
+    /// One JSON array of objects.
+    Json,
+    /// Newline-delimited JSON, one object per line.
+    Ndjson,
+    /// XML, one element per row.
+    Xml,
+    /// Apache Parquet (columnar).
+    Parquet,
+}
+
+/// Compression of the parts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum CompressionKind {
+    /// No compression.
+    #[default]
+    #[serde(rename = "none")]
+    None,
+    /// gzip, compressed on all cores.
+    #[serde(rename = "gzip")]
+    Gzip,
+    /// Zstandard.
+    #[serde(rename = "zstd")]
+    Zstd,
+    /// A zip archive with one entry, optionally AES-256 encrypted.
+    #[serde(rename = "zip")]
+    Zip,
+    /// A gzip-compressed tar archive with one entry.
+    #[serde(rename = "tar.gz")]
+    TarGz,
+    /// A 7z archive with one entry, optionally AES-256 encrypted.
+    #[serde(rename = "7z")]
+    SevenZ,
+}
+
+/// CSV line ending.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LineEnding {
+    /// `\n`.
+    #[default]
+    Lf,
+    /// `\r\n`.
+    Crlf,
+}
+
+/// When to start a new part file. Parts are numbered `{{part}}` = 001, 002, …
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkDef {
+    /// Start a new part after this many rows.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub max_rows: Option<u64>,
+    /// Start a new part once the written (compressed) file reaches this size.
+    #[serde(default)]
+    pub max_bytes: Option<ByteSize>,
+    /// Start a new part per calendar `day` or `week` of the record's time (in the export's zone).
+    #[serde(default)]
+    pub split_by: Option<SplitBy>,
+}
+
+/// Calendar split of parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitBy {
+    /// One part per local day.
+    Day,
+    /// One part per ISO week.
+    Week,
+}
+
+/// The run manifest.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestDef {
+    /// Write `_manifest.json` (export, window, columns, parts with rows, bytes and sha256) after
+    /// the parts. Default `true`.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Also write an empty `_SUCCESS` marker last, for loaders that wait for one.
+    #[serde(default)]
+    pub success_marker: bool,
+}
+
+impl Default for ManifestDef {
+    fn default() -> Self {
+        ManifestDef {
+            enabled: true,
+            success_marker: false,
+        }
+    }
+}
+
+/// One destination. `to` selects the kind; `path` is a template such as
+/// `backups/leads/{{date}}/leads_{{part}}.ndjson.gz`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(tag = "to", rename_all = "snake_case")]
+pub enum DeliverDef {
+    /// A directory on this machine.
+    Local(LocalDeliver),
+    /// Amazon S3 or an S3-compatible store.
+    S3(S3Deliver),
+    /// Google Cloud Storage.
+    Gcs(GcsDeliver),
+    /// Azure Blob Storage.
+    Azure(AzureDeliver),
+    /// An SFTP server.
+    Sftp(SftpDeliver),
+    /// Email with the parts attached.
+    Email(EmailDeliver),
+    /// HTTP POST of the rows (or files) to a URL.
+    Webhook(WebhookDeliver),
+}
+
+/// Local directory destination.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocalDeliver {
+    /// Path template of each part; relative paths resolve against `[defaults] output_dir`.
+    pub path: String,
+    /// How long delivered files are kept. Default: never deleted.
+    #[serde(default)]
+    pub retention: Option<Retention>,
+}
+
+/// S3 destination.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct S3Deliver {
+    /// Name of an `[connections.NAME]` of type `s3` in exportd.toml.
+    pub connection: String,
+    /// Bucket name.
+    pub bucket: String,
+    /// Object key template of each part.
+    pub path: String,
+    /// Server-side encryption: `AES256` or `aws:kms` (with `kms_key_id`).
+    #[serde(default)]
+    pub encryption: Option<S3Encryption>,
+    /// KMS key for `encryption = "aws:kms"`.
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+    /// Storage class: `STANDARD`, `STANDARD_IA`, `ONEZONE_IA`, `INTELLIGENT_TIERING`, `GLACIER`,
+    /// `GLACIER_IR`, `DEEP_ARCHIVE`.
+    #[serde(default)]
+    pub storage_class: Option<S3StorageClass>,
+    /// Lock each object (S3 Object Lock, compliance mode) for the retention period.
+    #[serde(default)]
+    pub immutable: bool,
+    /// How long delivered objects are kept. Default: never deleted.
+    #[serde(default)]
+    pub retention: Option<Retention>,
+}
+
+/// S3 server-side encryption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum S3Encryption {
+    /// SSE-S3.
+    #[serde(rename = "AES256")]
+    Aes256,
+    /// SSE-KMS.
+    #[serde(rename = "aws:kms")]
+    AwsKms,
+}
+
+/// S3 storage class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum S3StorageClass {
+    /// Frequent access.
+    Standard,
+    /// Infrequent access.
+    StandardIa,
+    /// Infrequent access, one zone.
+    OnezoneIa,
+    /// Automatic tiering.
+    IntelligentTiering,
+    /// Glacier Flexible Retrieval.
+    Glacier,
+    /// Glacier Instant Retrieval.
+    GlacierIr,
+    /// Glacier Deep Archive.
+    DeepArchive,
+}
+
+/// Google Cloud Storage destination.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GcsDeliver {
+    /// Name of an `[connections.NAME]` of type `gcs`.
+    pub connection: String,
+    /// Bucket name.
+    pub bucket: String,
+    /// Object name template of each part.
+    pub path: String,
+    /// Storage class: `STANDARD`, `NEARLINE`, `COLDLINE` or `ARCHIVE`.
+    #[serde(default)]
+    pub storage_class: Option<String>,
+    /// How long delivered objects are kept. Default: never deleted.
+    #[serde(default)]
+    pub retention: Option<Retention>,
+}
+
+/// Azure Blob Storage destination.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AzureDeliver {
+    /// Name of an `[connections.NAME]` of type `azure`.
+    pub connection: String,
+    /// Container name.
+    pub container: String,
+    /// Blob name template of each part.
+    pub path: String,
+    /// Access tier: `Hot`, `Cool`, `Cold` or `Archive`.
+    #[serde(default)]
+    pub access_tier: Option<String>,
+    /// How long delivered blobs are kept. Default: never deleted.
+    #[serde(default)]
+    pub retention: Option<Retention>,
+}
+
+/// SFTP destination. Host, port, user and keys live in the connection.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SftpDeliver {
+    /// Name of an `[connections.NAME]` of type `sftp`.
+    pub connection: String,
+    /// Remote path template of each part; directories are created as needed.
+    pub path: String,
+    /// How long delivered files are kept. Default: never deleted.
+    #[serde(default)]
+    pub retention: Option<Retention>,
+}
+
+/// Email destination: one message per run with every part attached.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailDeliver {
+    /// Name of an `[connections.NAME]` of type `smtp`.
+    pub connection: String,
+    /// Recipient addresses.
+    #[schemars(length(min = 1))]
+    pub recipients: Vec<String>,
+    /// Subject template, such as `Weekly Lead Export - {{week}}`.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Attachment file name template. Default: the part name.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Largest total attachment size; a bigger run fails before anything is sent. Default `25MB`.
+    #[serde(default)]
+    pub max_size: Option<ByteSize>,
+    /// Password of a zip attachment (AES-256); implies zip compression of the attachment.
+    #[serde(default)]
+    pub zip_password: Option<SecretRef>,
+    /// Ledger rows of emailed parts expire after this (nothing can be deleted from a mailbox).
+    #[serde(default)]
+    pub retention: Option<Retention>,
+}
+
+/// Webhook destination.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookDeliver {
+    /// Name of an `[connections.NAME]` of type `webhook` (URL, signing secret, headers).
+    pub connection: String,
+    /// Path template appended to the connection's URL, such as `/sync/{{export}}`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Extra non-secret headers; put secret headers in the connection.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Rows per POST (the body is an NDJSON batch); without it, each part is POSTed whole.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub batch_size: Option<u64>,
+    /// Ledger rows of posted batches expire after this.
+    #[serde(default)]
+    pub retention: Option<Retention>,
+}
+
+impl DeliverDef {
+    /// The `to` value, for messages.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            DeliverDef::Local(_) => "local",
+            DeliverDef::S3(_) => "s3",
+            DeliverDef::Gcs(_) => "gcs",
+            DeliverDef::Azure(_) => "azure",
+            DeliverDef::Sftp(_) => "sftp",
+            DeliverDef::Email(_) => "email",
+            DeliverDef::Webhook(_) => "webhook",
+        }
+    }
+
+    /// The named connection, for every kind but `local`.
+    pub fn connection(&self) -> Option<&str> {
+        match self {
+            DeliverDef::Local(_) => None,
+            DeliverDef::S3(d) => Some(&d.connection),
+            DeliverDef::Gcs(d) => Some(&d.connection),
+            DeliverDef::Azure(d) => Some(&d.connection),
+            DeliverDef::Sftp(d) => Some(&d.connection),
+            DeliverDef::Email(d) => Some(&d.connection),
+            DeliverDef::Webhook(d) => Some(&d.connection),
+        }
+    }
+
+    /// The path template, if the destination has one.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            DeliverDef::Local(d) => Some(&d.path),
+            DeliverDef::S3(d) => Some(&d.path),
+            DeliverDef::Gcs(d) => Some(&d.path),
+            DeliverDef::Azure(d) => Some(&d.path),
+            DeliverDef::Sftp(d) => Some(&d.path),
+            DeliverDef::Email(d) => d.path.as_deref(),
+            DeliverDef::Webhook(d) => d.path.as_deref(),
+        }
+    }
+
+    /// The retention; `None` means never delete.
+    pub fn retention(&self) -> Option<Retention> {
+        match self {
+            DeliverDef::Local(d) => d.retention,
+            DeliverDef::S3(d) => d.retention,
+            DeliverDef::Gcs(d) => d.retention,
+            DeliverDef::Azure(d) => d.retention,
+            DeliverDef::Sftp(d) => d.retention,
+            DeliverDef::Email(d) => d.retention,
+            DeliverDef::Webhook(d) => d.retention,
+        }
+    }
+}

@@ -1,0 +1,555 @@
+//! Turns the text of a definition into a checked [`ExportSpec`], or the list of everything wrong
+//! with it.
+//!
+//! Three passes, each reporting every problem it finds: the committed JSON Schema (unknown keys,
+//! types, enum values, sizes), the typed deserialisation (the validator of record), then
+//! semantic checks no schema can express (schedule, time zone, window, filter, templates,
+//! connections, path confinement, coherence of limits). Pure: no IO, no clock.
+
+use super::daemon::{ConnectionConfig, DaemonConfig};
+use super::diagnostic::{Diagnostic, Severity, did_you_mean};
+use super::export::{CompressionKind, DeliverDef, ExportDef, Kind};
+use super::schema::{DAEMON_SCHEMA, EXPORT_SCHEMA};
+use super::schema_check::SchemaChecker;
+use super::source::{Part, Seg, Source};
+use crate::filter::{self, Expr};
+use crate::path;
+use crate::schedule::{Schedule, WindowKind};
+use crate::template::{self, Template};
+use chrono_tz::Tz;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Default largest email attachment total.
+pub const DEFAULT_EMAIL_MAX_SIZE: u64 = 25_000_000;
+
+/// A definition that passed every check, with its parsed parts.
+#[derive(Debug, Clone)]
+pub struct ExportSpec {
+    /// The file stem.
+    pub name: String,
+    /// The file it came from.
+    pub file: PathBuf,
+    /// SHA-256 of the file text: the revision the daemon accepted.
+    pub revision: String,
+    /// The definition as written.
+    pub def: ExportDef,
+    /// When it runs; `None` for on-demand exports.
+    pub schedule: Option<Schedule>,
+    /// Zone of the schedule and the window.
+    pub timezone: Tz,
+    /// Which records a run exports.
+    pub window: WindowKind,
+    /// The parsed filter.
+    pub filter: Option<Expr>,
+    /// Computed columns, in name order.
+    pub computed: Vec<(String, Expr)>,
+    /// Compiled path and subject templates, one per `[[deliver]]`.
+    pub destinations: Vec<DestinationSpec>,
+}
+
+/// One checked `[[deliver]]` table.
+#[derive(Debug, Clone)]
+pub struct DestinationSpec {
+    /// The table as written.
+    pub def: DeliverDef,
+    /// Its compiled path template.
+    pub path: Option<std::sync::Arc<Template>>,
+    /// Its compiled email subject template.
+    pub subject: Option<std::sync::Arc<Template>>,
+}
+
+fn export_checker() -> &'static Result<SchemaChecker, String> {
+    static CHECKER: OnceLock<Result<SchemaChecker, String>> = OnceLock::new();
+    CHECKER.get_or_init(|| SchemaChecker::new(EXPORT_SCHEMA))
+}
+
+fn daemon_checker() -> &'static Result<SchemaChecker, String> {
+    static CHECKER: OnceLock<Result<SchemaChecker, String>> = OnceLock::new();
+    CHECKER.get_or_init(|| SchemaChecker::new(DAEMON_SCHEMA))
+}
+
+/// Whether an export name (a file stem) is usable in paths, URLs and metrics labels.
+pub fn valid_export_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Deserialises a file that passed the schema; serde is the validator of record.
+fn deserialize<T: serde::de::DeserializeOwned>(source: &Source<'_>) -> Result<T, Diagnostic> {
+    toml::from_str::<T>(source.text()).map_err(|e| {
+        let offset = e.span().map(|s| s.start).unwrap_or(0);
+        source.error_at_offset(offset, e.message().trim_end().to_owned())
+    })
+}
+
+fn schema_errors(source: &Source<'_>, checker: &Result<SchemaChecker, String>) -> Vec<Diagnostic> {
+    match checker {
+        Ok(checker) => checker.check(source),
+        Err(e) => vec![source.error_at_offset(
+            0,
+            format!("the committed JSON Schema does not compile ({e}); this is a bug in exportd, please report it"),
+        )],
+    }
+}
+
+/// Checks the text of `exportd.toml`.
+pub fn check_daemon(file: &Path, text: &str) -> (Option<DaemonConfig>, Vec<Diagnostic>) {
+    let source = match Source::parse(file, text) {
+        Ok(s) => s,
+        Err(d) => return (None, vec![d]),
+    };
+    let errors = schema_errors(&source, daemon_checker());
+    if !errors.is_empty() {
+        return (None, errors);
+    }
+    let config: DaemonConfig = match deserialize(&source) {
+        Ok(c) => c,
+        Err(d) => return (None, vec![d]),
+    };
+    let mut diags = Vec::new();
+    if let Err(d) = parse_timezone(&source, &path!["defaults", "timezone"], &config.defaults.timezone) {
+        diags.push(d);
+    }
+    if let Some(alerts) = &config.alerts {
+        match config.connections.get(&alerts.connection) {
+            Some(ConnectionConfig::Webhook(_) | ConnectionConfig::Smtp(_)) => {}
+            Some(other) => diags.push(source.error_at(
+                &path!["alerts", "connection"],
+                Part::Value,
+                format!(
+                    "alerts go through a `webhook` or `smtp` connection, and `{}` is of type `{}`",
+                    alerts.connection,
+                    other.kind_name()
+                ),
+            )),
+            None => diags.push(unknown_connection(&source, &path!["alerts", "connection"], &alerts.connection, &config)),
+        }
+    }
+    for (name, _) in &config.connections {
+        if !valid_export_name(name) {
+            diags.push(source.error_at(
+                &path!["connections", name.as_str()],
+                Part::Key,
+                format!("connection name `{name}` may only contain letters, digits, `-` and `_`"),
+            ));
+        }
+    }
+    if diags.is_empty() { (Some(config), diags) } else { (None, diags) }
+}
+
+/// Checks the text of one definition. `name` is the file stem.
+pub fn check_export(
+    name: &str,
+    file: &Path,
+    text: &str,
+    daemon: &DaemonConfig,
+) -> (Option<ExportSpec>, Vec<Diagnostic>) {
+    let source = match Source::parse(file, text) {
+        Ok(s) => s,
+        Err(d) => return (None, vec![d]),
+    };
+    let mut diags = Vec::new();
+    if !valid_export_name(name) {
+        diags.push(source.error_at_offset(
+            0,
+            format!("export name `{name}` (the file name) may only contain letters, digits, `-` and `_`; rename the file"),
+        ));
+    }
+    diags.extend(schema_errors(&source, export_checker()));
+    if !diags.is_empty() {
+        return (None, diags);
+    }
+    let def: ExportDef = match deserialize(&source) {
+        Ok(d) => d,
+        Err(d) => return (None, vec![d]),
+    };
+    let mut checks = Checks { source: &source, daemon, diags };
+    let spec = checks.export(name, def);
+    let diags = checks.diags;
+    if diags.iter().any(Diagnostic::is_error) {
+        (None, diags)
+    } else {
+        (spec, diags)
+    }
+}
+
+/// Semantic checks of one definition, collecting diagnostics.
+struct Checks<'s, 'a> {
+    source: &'s Source<'a>,
+    daemon: &'s DaemonConfig,
+    diags: Vec<Diagnostic>,
+}
+
+impl Checks<'_, '_> {
+    fn error(&mut self, path: &[Seg], message: impl Into<String>) {
+        let d = self.source.error_at(path, Part::Value, message);
+        self.diags.push(d);
+    }
+
+    fn warning(&mut self, path: &[Seg], message: impl Into<String>) {
+        let mut d = self.source.error_at(path, Part::Value, message);
+        d.severity = Severity::Warning;
+        self.diags.push(d);
+    }
+
+    /// An error at a character column inside a string value (filters, templates).
+    fn error_in_string(&mut self, path: &[Seg], column: usize, message: impl Into<String>) {
+        let start = self.source.string_start(path);
+        let rest = &self.source.text()[start..];
+        let offset = start
+            + rest
+                .char_indices()
+                .nth(column.saturating_sub(1))
+                .map(|(i, _)| i)
+                .unwrap_or(0);
+        let d = self.source.error_at_offset(offset, message);
+        self.diags.push(d);
+    }
+
+    fn export(&mut self, name: &str, def: ExportDef) -> Option<ExportSpec> {
+        let schedule = def.schedule.as_deref().and_then(|text| {
+            text.parse::<Schedule>()
+                .map_err(|e| self.error(&path!["schedule"], format!("invalid schedule `{text}`: {e}")))
+                .ok()
+        });
+        let zone_text = def.timezone.clone().unwrap_or_else(|| self.daemon.defaults.timezone.clone());
+        let timezone = parse_timezone(self.source, &path!["timezone"], &zone_text)
+            .map_err(|d| self.diags.push(d))
+            .ok();
+        let window = def
+            .window
+            .parse::<WindowKind>()
+            .map_err(|e| self.error(&path!["window"], format!("invalid window `{}`: {e}", def.window)))
+            .ok();
+        let filter = def.filter.as_deref().and_then(|text| match filter::parse_filter(text) {
+            Ok(expr) => Some(expr),
+            Err(e) => {
+                self.error_in_string(&path!["filter"], e.column, format!("invalid filter: {}", e.message));
+                None
+            }
+        });
+        let mut computed = Vec::new();
+        for (column, text) in &def.fields.computed {
+            match filter::parse_expression(text) {
+                Ok(expr) => computed.push((column.clone(), expr)),
+                Err(e) => self.error_in_string(
+                    &path!["fields", "computed", column.as_str()],
+                    e.column,
+                    format!("invalid computed column `{column}`: {}", e.message),
+                ),
+            }
+        }
+        self.fields(&def);
+        self.kind_and_format(&def);
+        let destinations = self.destinations(name, &def);
+        let (Some(timezone), Some(window)) = (timezone, window) else {
+            return None;
+        };
+        if def.schedule.is_some() && schedule.is_none() || def.filter.is_some() && filter.is_none() {
+            return None;
+        }
+        Some(ExportSpec {
+            name: name.to_owned(),
+            file: self.source.file().to_path_buf(),
+            revision: hex::encode(Sha256::digest(self.source.text().as_bytes())),
+            def,
+            schedule,
+            timezone,
+            window,
+            filter,
+            computed,
+            destinations,
+        })
+    }
+
+    fn fields(&mut self, def: &ExportDef) {
+        use super::export::MaskKind;
+        let hashes = def.fields.mask.values().any(|m| *m == MaskKind::Hash);
+        if hashes && def.fields.hash_key.is_none() {
+            let column = def
+                .fields
+                .mask
+                .iter()
+                .find(|(_, m)| **m == MaskKind::Hash)
+                .map(|(c, _)| c.clone())
+                .unwrap_or_default();
+            self.error(
+                &path!["fields", "mask", column.as_str()],
+                "`hash` masks need a key: add `hash_key = { env = \"EXPORTD_HASH_KEY\" }` to [fields]",
+            );
+        }
+        for (column, _) in &def.fields.computed {
+            if def.fields.rename.contains_key(column) {
+                self.error(
+                    &path!["fields", "computed", column.as_str()],
+                    format!("`{column}` is both a computed and a renamed column; give one of them another name"),
+                );
+            }
+        }
+    }
+
+    fn kind_and_format(&mut self, def: &ExportDef) {
+        use super::export::FormatKind;
+        match (&def.kind, &def.summary) {
+            (Kind::Summary, None) => self.error(
+                &path!["kind"],
+                "`kind = \"summary\"` needs a [summary] table with `group_by` and `metrics`",
+            ),
+            (Kind::Leads | Kind::Events, Some(_)) => self.warning(
+                &path!["summary"],
+                "[summary] is ignored unless `kind = \"summary\"`",
+            ),
+            (Kind::Summary, Some(summary)) => {
+                for (i, key) in summary.group_by.iter().enumerate() {
+                    if !crate::config::SUMMARY_GROUPS.contains(&key.as_str()) {
+                        let mut d = self.source.error_at(
+                            &path!["summary", "group_by", i],
+                            Part::Value,
+                            format!(
+                                "cannot group by `{key}`: use {}",
+                                crate::config::SUMMARY_GROUPS.join(", ")
+                            ),
+                        );
+                        d.help = did_you_mean(key, crate::config::SUMMARY_GROUPS.iter().copied());
+                        self.diags.push(d);
+                    }
+                }
+                for (column, text) in &summary.metrics {
+                    if let Err(message) = crate::config::Metric::parse(text) {
+                        self.error(
+                            &path!["summary", "metrics", column.as_str()],
+                            format!("invalid metric `{column}`: {message}"),
+                        );
+                    }
+                }
+            }
+            _ => {}
+        }
+        let format = &def.format;
+        if format.kind == FormatKind::Parquet {
+            self.error(
+                &path!["format", "type"],
+                "`parquet` is not available in this build yet; use `csv`, `tsv`, `json`, `ndjson` or `xml`",
+            );
+        }
+        let level_range = match format.compression {
+            CompressionKind::Gzip | CompressionKind::TarGz => Some(1..=9),
+            CompressionKind::Zstd => Some(1..=19),
+            _ => None,
+        };
+        if let Some(level) = format.level {
+            match level_range {
+                Some(range) if !range.contains(&level) => self.error(
+                    &path!["format", "level"],
+                    format!("compression level {level} is out of range {}–{} for this compression", range.start(), range.end()),
+                ),
+                None => self.error(
+                    &path!["format", "level"],
+                    "`level` applies to `gzip`, `tar.gz` and `zstd` only; remove it",
+                ),
+                _ => {}
+            }
+        }
+        if format.password.is_some()
+            && !matches!(format.compression, CompressionKind::Zip | CompressionKind::SevenZ)
+        {
+            self.error(
+                &path!["format", "password"],
+                "a password needs `compression = \"zip\"` or `\"7z\"`",
+            );
+        }
+        let single_char = |c: Option<char>| c.is_none_or(|c| c.is_ascii() && c != '\n' && c != '\r');
+        for (key, value) in [("delimiter", format.delimiter), ("quote", format.quote), ("escape", format.escape)] {
+            if !single_char(value) {
+                self.error(&path!["format", key], format!("`{key}` must be one ASCII character other than a line break"));
+            }
+        }
+    }
+
+    fn destinations(&mut self, name: &str, def: &ExportDef) -> Vec<DestinationSpec> {
+        if def.deliver.is_empty() {
+            self.error(
+                &[],
+                "no destination: add a [[deliver]] table, such as `to = \"local\"` with a `path`",
+            );
+        }
+        let multi_part = def.chunk.max_rows.is_some()
+            || def.chunk.max_bytes.is_some()
+            || def.chunk.split_by.is_some();
+        let sample = template::sample_vars(name);
+        let mut specs = Vec::new();
+        for (i, dest) in def.deliver.iter().enumerate() {
+            if let Some(connection) = dest.connection() {
+                self.connection(i, dest, connection);
+            }
+            let path = dest.path().and_then(|text| {
+                let allow_absolute = matches!(dest, DeliverDef::Local(_) | DeliverDef::Sftp(_));
+                let at = path!["deliver", i, "path"];
+                let t = self.template(&at, text, &sample, allow_absolute)?;
+                if multi_part && !text.contains("{{part}}") && !matches!(dest, DeliverDef::Email(_)) {
+                    self.error(&at, "[chunk] can produce several parts, and they would overwrite each other: put `{{part}}` in the path");
+                }
+                Some(t)
+            });
+            let subject = match dest {
+                DeliverDef::Email(email) => {
+                    let at = path!["deliver", i, "subject"];
+                    email.subject.as_deref().and_then(|text| self.template(&at, text, &sample, true))
+                }
+                _ => None,
+            };
+            match dest {
+                DeliverDef::Email(email) => {
+                    let max = email.max_size.map(|s| s.bytes()).unwrap_or(DEFAULT_EMAIL_MAX_SIZE);
+                    if let Some(chunk) = def.chunk.max_bytes {
+                        if chunk.bytes() > max {
+                            self.error(
+                                &path!["chunk", "max_bytes"],
+                                format!(
+                                    "parts of up to {chunk} cannot be emailed with `max_size` {}: lower `max_bytes` or raise `max_size` of [[deliver]] {}",
+                                    super::units::ByteSize(max),
+                                    i + 1
+                                ),
+                            );
+                        }
+                    }
+                    for (r, address) in email.recipients.iter().enumerate() {
+                        if !looks_like_address(address) {
+                            self.error(&path!["deliver", i, "recipients", r], format!("`{address}` is not an email address"));
+                        }
+                    }
+                }
+                DeliverDef::S3(s3) => {
+                    use super::export::S3Encryption;
+                    match (s3.encryption, &s3.kms_key_id) {
+                        (Some(S3Encryption::AwsKms), None) => self.error(
+                            &path!["deliver", i, "encryption"],
+                            "`aws:kms` encryption needs `kms_key_id`",
+                        ),
+                        (Some(S3Encryption::Aes256) | None, Some(_)) => self.error(
+                            &path!["deliver", i, "kms_key_id"],
+                            "`kms_key_id` needs `encryption = \"aws:kms\"`",
+                        ),
+                        _ => {}
+                    }
+                    if s3.immutable && s3.retention.and_then(|r| r.duration()).is_none() {
+                        self.error(
+                            &path!["deliver", i, "immutable"],
+                            "`immutable = true` locks each object for the retention period: set `retention`, such as `7y`",
+                        );
+                    }
+                }
+                _ => {}
+            }
+            specs.push(DestinationSpec {
+                def: dest.clone(),
+                path: path.map(std::sync::Arc::new),
+                subject: subject.map(std::sync::Arc::new),
+            });
+        }
+        specs
+    }
+
+    fn connection(&mut self, i: usize, dest: &DeliverDef, name: &str) {
+        let at = path!["deliver", i, "connection"];
+        let wanted = match dest {
+            DeliverDef::Email(_) => "smtp",
+            other => other.kind_name(),
+        };
+        match self.daemon.connections.get(name) {
+            None => {
+                let d = unknown_connection(self.source, &at, name, self.daemon);
+                self.diags.push(d);
+            }
+            Some(found) if found.kind_name() != wanted => self.error(
+                &at,
+                format!(
+                    "connection `{name}` is of type `{}`, but `to = \"{}\"` needs a `{wanted}` connection",
+                    found.kind_name(),
+                    dest.kind_name()
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+
+    fn template(
+        &mut self,
+        at: &[Seg],
+        text: &str,
+        sample: &template::RunVars,
+        allow_absolute: bool,
+    ) -> Option<Template> {
+        let t = match Template::parse(text) {
+            Ok(t) => t,
+            Err(template::Error::Syntax { column, line, message }) => {
+                let column = if line == 1 { column } else { 1 };
+                self.error_in_string(at, column, format!("invalid template: {message}"));
+                return None;
+            }
+            Err(e) => {
+                self.error(at, e.to_string());
+                return None;
+            }
+        };
+        match t.render(sample) {
+            Ok(rendered) => {
+                if let Err(e) = template::confine(&rendered, allow_absolute) {
+                    self.error(at, e.to_string());
+                    return None;
+                }
+            }
+            Err(template::Error::UnknownVariable { name }) => {
+                let column = text.find(&name).map(|b| text[..b].chars().count() + 1).unwrap_or(1);
+                let mut d_msg = format!("unknown template variable `{name}`");
+                if let Some(hint) = did_you_mean(&name, template::VARIABLES.iter().copied()) {
+                    d_msg.push_str("; ");
+                    d_msg.push_str(&hint);
+                } else {
+                    d_msg.push_str(&format!("; available: {}", template::VARIABLES.join(", ")));
+                }
+                self.error_in_string(at, column, d_msg);
+                return None;
+            }
+            Err(e) => {
+                self.error(at, e.to_string());
+                return None;
+            }
+        }
+        Some(t)
+    }
+}
+
+fn unknown_connection(source: &Source<'_>, at: &[Seg], name: &str, daemon: &DaemonConfig) -> Diagnostic {
+    let mut d = source.error_at(
+        at,
+        Part::Value,
+        format!("unknown connection `{name}`: define `[connections.{name}]` in exportd.toml"),
+    );
+    d.help = did_you_mean(name, daemon.connections.keys().map(String::as_str));
+    d
+}
+
+fn parse_timezone(source: &Source<'_>, at: &[Seg], text: &str) -> Result<Tz, Diagnostic> {
+    text.parse::<Tz>().map_err(|_| {
+        let mut d = source.error_at(
+            at,
+            Part::Value,
+            format!("unknown time zone `{text}`: use an IANA name such as `America/Chicago` or `UTC`"),
+        );
+        d.help = did_you_mean(text, chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()));
+        d
+    })
+}
+
+fn looks_like_address(address: &str) -> bool {
+    let mut parts = address.rsplitn(2, '@');
+    let domain = parts.next().unwrap_or_default();
+    let local = parts.next().unwrap_or_default();
+    !local.is_empty() && domain.contains('.') && !address.contains(char::is_whitespace)
+}

@@ -1,0 +1,13 @@
+//! exportd: a declarative export daemon for lead data.
+//!
+//! Definitions (`exports.d/*.toml`) are validated into specs (`config`), scheduled
+//! (`schedule`), extracted from the lead store (`store`), shaped (`fields`), encoded (`format`),
+//! compressed (`compress`), split into parts and delivered (`pipeline`, `deliver`). See
+//! ARCHITECTURE.md for the map.
+
+pub mod config;
+pub mod filter;
+pub mod schedule;
+pub mod template;
+pub mod value;
+pub mod cli;

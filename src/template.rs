@@ -1,0 +1,325 @@
+//! Path and subject templates (`backups/leads/{{date}}/leads_{{part}}.ndjson.gz`).
+//!
+//! Handlebars in strict mode: an unknown variable is an error, and `exportd validate` finds it by
+//! rendering every template against a sample run, not at 2 AM. Output is not HTML-escaped (these
+//! are paths, not pages). A rendered path that would leave its destination root is refused.
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono_tz::Tz;
+use handlebars::{
+    Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderError,
+    RenderErrorReason,
+};
+use serde::Serialize;
+use std::path::{Component, Path, PathBuf};
+
+/// Variables a template may use, documented in the README.
+pub const VARIABLES: &[&str] = &[
+    "date",
+    "year",
+    "month",
+    "day",
+    "hour",
+    "week",
+    "export",
+    "run_id",
+    "part",
+    "ext",
+    "window.start",
+    "window.end",
+    "nominal",
+];
+
+/// A template that failed to parse or render, or a rendered path that escapes its root.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Syntax error; the position is within the template text.
+    #[error("template syntax error at line {line}, column {column} of the template: {message}")]
+    Syntax {
+        /// 1-based line inside the template.
+        line: usize,
+        /// 1-based column inside the template.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A variable that does not exist.
+    #[error("unknown template variable `{name}`; available: {}", VARIABLES.join(", "))]
+    UnknownVariable {
+        /// The variable as written.
+        name: String,
+    },
+    /// Any other rendering failure (a helper given bad arguments).
+    #[error("template cannot be rendered: {0}")]
+    Render(String),
+    /// The rendered path leaves the destination's root.
+    #[error("rendered path `{path}` {reason}; paths must stay inside the destination's root")]
+    Escapes {
+        /// The rendered path.
+        path: String,
+        /// Why it escapes.
+        reason: &'static str,
+    },
+}
+
+/// The values of one run, from which templates are rendered.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunVars {
+    /// Window start as a local date, `YYYY-MM-DD` (the nominal date for windows without a start).
+    pub date: String,
+    /// Four-digit year of `date`.
+    pub year: String,
+    /// Two-digit month of `date`.
+    pub month: String,
+    /// Two-digit day of `date`.
+    pub day: String,
+    /// Two-digit hour of the window start.
+    pub hour: String,
+    /// ISO week of the window start, `2024-W03`.
+    pub week: String,
+    /// Export name (the definition's file stem).
+    pub export: String,
+    /// Run identifier: the nominal time, `20240115T020000Z`; the same window gets the same id.
+    pub run_id: String,
+    /// Part number, `001`.
+    pub part: String,
+    /// File extension of a part including compression, `ndjson.gz`.
+    pub ext: String,
+    /// The window as local RFC 3339 timestamps.
+    pub window: WindowVars,
+    /// The nominal run time, local RFC 3339.
+    pub nominal: String,
+}
+
+/// `window.start` and `window.end`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowVars {
+    /// Inclusive start; empty for `window = "all"`.
+    pub start: String,
+    /// Exclusive end.
+    pub end: String,
+}
+
+impl RunVars {
+    /// Variables for one part of a run, computed in the export's time zone.
+    pub fn new(
+        export: &str,
+        nominal: DateTime<Utc>,
+        window_start: Option<DateTime<Utc>>,
+        window_end: DateTime<Utc>,
+        tz: Tz,
+        part: u32,
+        ext: &str,
+    ) -> RunVars {
+        let local_anchor = window_start.unwrap_or(nominal).with_timezone(&tz);
+        let iso = local_anchor.iso_week();
+        RunVars {
+            date: local_anchor.format("%Y-%m-%d").to_string(),
+            year: format!("{:04}", local_anchor.year()),
+            month: format!("{:02}", local_anchor.month()),
+            day: format!("{:02}", local_anchor.day()),
+            hour: format!("{:02}", local_anchor.hour()),
+            week: format!("{}-W{:02}", iso.year(), iso.week()),
+            export: export.to_owned(),
+            run_id: run_id(nominal),
+            part: format!("{part:03}"),
+            ext: ext.to_owned(),
+            window: WindowVars {
+                start: window_start
+                    .map(|t| t.with_timezone(&tz).to_rfc3339())
+                    .unwrap_or_default(),
+                end: window_end.with_timezone(&tz).to_rfc3339(),
+            },
+            nominal: nominal.with_timezone(&tz).to_rfc3339(),
+        }
+    }
+}
+
+/// The run id of a nominal time: stable, sortable, safe in paths.
+pub fn run_id(nominal: DateTime<Utc>) -> String {
+    nominal.format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// A compiled template.
+pub struct Template {
+    registry: Handlebars<'static>,
+    source: String,
+}
+
+impl std::fmt::Debug for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Template").field(&self.source).finish()
+    }
+}
+
+const NAME: &str = "t";
+
+impl Template {
+    /// Parses a template; syntax errors carry their position in the template text.
+    pub fn parse(source: &str) -> Result<Template, Error> {
+        let mut registry = Handlebars::new();
+        registry.set_strict_mode(true);
+        registry.register_escape_fn(handlebars::no_escape);
+        registry.register_helper("format", Box::new(format_helper));
+        registry
+            .register_template_string(NAME, source)
+            .map_err(|e| {
+                let (line, column) = e.pos().unwrap_or((1, 1));
+                Error::Syntax {
+                    line,
+                    column,
+                    message: e.reason().to_string(),
+                }
+            })?;
+        Ok(Template {
+            registry,
+            source: source.to_owned(),
+        })
+    }
+
+    /// The template text.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Renders the template for one run.
+    pub fn render(&self, vars: &RunVars) -> Result<String, Error> {
+        self.registry.render(NAME, vars).map_err(|e| match e.reason() {
+            RenderErrorReason::MissingVariable(name) => Error::UnknownVariable {
+                name: name.clone().unwrap_or_default(),
+            },
+            _ => Error::Render(e.reason().to_string()),
+        })
+    }
+
+    /// Renders a path and checks it stays under its root: no `..`, no empty result and, where
+    /// `allow_absolute` is false (object keys, paths under an output directory), no leading `/`.
+    pub fn render_path(&self, vars: &RunVars, allow_absolute: bool) -> Result<String, Error> {
+        let rendered = self.render(vars)?;
+        confine(&rendered, allow_absolute)?;
+        Ok(rendered)
+    }
+}
+
+/// Refuses a path that leaves its root.
+pub fn confine(path: &str, allow_absolute: bool) -> Result<PathBuf, Error> {
+    let escapes = |reason| Error::Escapes {
+        path: path.to_owned(),
+        reason,
+    };
+    if path.trim().is_empty() {
+        return Err(escapes("is empty"));
+    }
+    if path.contains('\0') {
+        return Err(escapes("contains a NUL byte"));
+    }
+    if path.ends_with('/') {
+        return Err(escapes("names a directory, not a file"));
+    }
+    let p = Path::new(path);
+    for component in p.components() {
+        match component {
+            Component::ParentDir => return Err(escapes("contains `..`")),
+            Component::RootDir | Component::Prefix(_) if !allow_absolute => {
+                return Err(escapes("is absolute"));
+            }
+            _ => {}
+        }
+    }
+    Ok(p.to_path_buf())
+}
+
+/// Sample values used by `validate` and `plan` to render templates before any run exists.
+pub fn sample_vars(export: &str) -> RunVars {
+    let nominal = DateTime::parse_from_rfc3339("2024-01-16T02:00:00Z")
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default();
+    let start = nominal - chrono::Duration::days(1);
+    RunVars::new(export, nominal, Some(start), nominal, Tz::UTC, 1, "csv")
+}
+
+/// `{{format window.start "%Y/%m"}}`: formats an RFC 3339 variable with a strftime pattern.
+fn format_helper(
+    h: &Helper,
+    _: &Handlebars,
+    _: &Context,
+    _: &mut RenderContext,
+    out: &mut dyn Output,
+) -> HelperResult {
+    let invalid = |why: &str| -> RenderError {
+        RenderErrorReason::Other(format!("`format` {why}; write {{{{format window.start \"%Y/%m\"}}}}"))
+            .into()
+    };
+    let value = h
+        .param(0)
+        .and_then(|p| p.value().as_str())
+        .ok_or_else(|| invalid("needs a time variable"))?;
+    let pattern = h
+        .param(1)
+        .and_then(|p| p.value().as_str())
+        .ok_or_else(|| invalid("needs a quoted strftime pattern"))?;
+    let items: Vec<_> = chrono::format::StrftimeItems::new(pattern).collect();
+    if items.iter().any(|i| matches!(i, chrono::format::Item::Error)) {
+        return Err(invalid("has an invalid strftime pattern"));
+    }
+    if value.is_empty() {
+        return Ok(());
+    }
+    let time = DateTime::parse_from_rfc3339(value).map_err(|_| invalid("needs a time variable"))?;
+    out.write(&time.format_with_items(items.into_iter()).to_string())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> RunVars {
+        let nominal = "2024-03-11T07:00:00Z".parse().unwrap();
+        let start = "2024-03-10T06:00:00Z".parse().unwrap();
+        RunVars::new(
+            "daily",
+            nominal,
+            Some(start),
+            nominal,
+            chrono_tz::America::Chicago,
+            2,
+            "ndjson.gz",
+        )
+    }
+
+    #[test]
+    fn renders_documented_variables() {
+        let t = Template::parse("backups/{{export}}/{{date}}/leads_{{part}}.{{ext}}").unwrap();
+        assert_eq!(
+            t.render(&vars()).unwrap(),
+            "backups/daily/2024-03-10/leads_002.ndjson.gz"
+        );
+        let t = Template::parse("{{format window.start \"%Y/%m\"}}/{{week}}/{{run_id}}").unwrap();
+        assert_eq!(t.render(&vars()).unwrap(), "2024/03/2024-W10/20240311T070000Z");
+    }
+
+    #[test]
+    fn unknown_variable_is_an_error_not_an_empty_string() {
+        let t = Template::parse("x/{{dat}}/y").unwrap();
+        let err = t.render(&vars()).unwrap_err();
+        assert!(matches!(err, Error::UnknownVariable { ref name } if name == "dat"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let err = Template::parse("a/{{date").unwrap_err();
+        assert!(matches!(err, Error::Syntax { line: 1, .. }), "{err}");
+    }
+
+    #[test]
+    fn escaping_paths_are_refused() {
+        assert!(confine("../etc/passwd", false).is_err());
+        assert!(confine("a/../../b", true).is_err());
+        assert!(confine("/abs/x.csv", false).is_err());
+        assert!(confine("/abs/x.csv", true).is_ok());
+        assert!(confine("a/b/c.csv", false).is_ok());
+        let t = Template::parse("{{export}}/&amp;<x>.csv").unwrap();
+        assert_eq!(t.render(&vars()).unwrap(), "daily/&amp;<x>.csv");
+    }
+}
