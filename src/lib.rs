@@ -8,6 +8,7 @@
 pub mod config;
 pub mod filter;
 pub mod schedule;
+pub mod store;
 pub mod template;
 pub mod value;
 pub mod cli;

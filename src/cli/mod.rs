@@ -2,6 +2,8 @@
 //!
 //! This is the binary's edge, the only place (with `main.rs`) that uses `anyhow`.
 
+mod demo;
+mod ingest;
 mod schema;
 mod validate;
 
@@ -44,6 +46,10 @@ pub enum Command {
     Validate(validate::Args),
     /// Print the JSON Schema of export definitions (or of exportd.toml with --daemon).
     Schema(schema::Args),
+    /// Fill the lead store with realistic synthetic leads and events.
+    Demo(demo::Args),
+    /// Load NDJSON leads or events into the lead store.
+    Ingest(ingest::Args),
 }
 
 /// Runs one command.
@@ -52,6 +58,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::cmd(&paths, args),
         Command::Schema(args) => schema::cmd(args),
+        Command::Demo(args) => demo::cmd(&paths, args),
+        Command::Ingest(args) => ingest::cmd(&paths, args),
     }
 }
 

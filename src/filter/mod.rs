@@ -31,7 +31,7 @@ mod sqlite;
 
 pub use eval::parse_timestamp;
 pub use sql::{FieldType, JsonKind, SqlDialect, SqlField, SqlFragment, push_down};
-pub use sqlite::SqliteDialect;
+pub use sqlite::{Location, SqliteDialect};
 
 use crate::value::Value;
 use std::fmt;

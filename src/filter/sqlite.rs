@@ -36,9 +36,13 @@ enum Table {
     Events,
 }
 
-/// Where a field lives: a typed column or a key inside a JSON column.
-enum Location<'a> {
+/// Where a field lives: a typed column or a key inside a JSON column. Shared with the
+/// SQLite store, which reads JSON columns itself instead of calling `json_extract` per field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location<'a> {
+    /// A column and its storage type.
     Column(&'static str, FieldType),
+    /// A key of a JSON column: (column, key).
     Json(&'static str, &'a str),
 }
 
@@ -70,7 +74,8 @@ impl SqliteDialect {
         }
     }
 
-    fn locate<'a>(&self, path: &'a str) -> Option<Location<'a>> {
+    /// Where `path` is stored, or `None` for a path that is not a field of this table.
+    pub fn locate<'a>(&self, path: &'a str) -> Option<Location<'a>> {
         use FieldType::*;
         use Location::Column;
         if !is_safe_path(path) {

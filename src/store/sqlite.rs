@@ -1,0 +1,702 @@
+//! The embedded SQLite lead store (the default, `sqlite://var/leads.db`).
+//!
+//! Reading is the hot path of every export. JSON columns are NOT read with `json_extract` per
+//! field (that is where `sqlite3 -csv` spends most of its time): each document is parsed once
+//! per row, in Rust, and only the keys the export needs are decoded; the others are skipped
+//! without allocation.
+
+use super::{
+    Aggregate, Error, Explained, LeadStore, NewEvent, NewLead, Query, SummaryQuery, Table,
+    TimeField,
+};
+use crate::filter::{self, Expr, FieldType, Location, SqlDialect, SqliteDialect};
+use crate::value::Value;
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OpenFlags, ToSql, params_from_iter};
+use rust_decimal::Decimal;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+
+/// Money columns hold this many units per currency unit (45.00 is stored as 450000).
+pub const MONEY_SCALE: u32 = 4;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE leads (
+    id TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    source TEXT, flow TEXT, outcome TEXT, reason TEXT,
+    revenue INTEGER, cost INTEGER,
+    doc TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX leads_created ON leads (created_at, id);
+CREATE INDEX leads_updated ON leads (updated_at, id);
+CREATE TABLE events (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    lead_id TEXT, outcome TEXT, reason TEXT, recipient TEXT,
+    price INTEGER, duration_ms INTEGER,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    lead TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX events_timestamp ON events (timestamp, id);
+CREATE INDEX events_lead ON events (lead_id);
+CREATE TABLE field_catalog (
+    tbl TEXT NOT NULL, name TEXT NOT NULL, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL,
+    PRIMARY KEY (tbl, name)
+) WITHOUT ROWID;
+"#];
+
+/// Fixed columns of each table, in the order `available_fields` lists them.
+const LEAD_COLUMNS: &[&str] = &[
+    "id", "created_at", "updated_at", "source", "flow", "outcome", "reason", "revenue", "cost",
+];
+const EVENT_COLUMNS: &[&str] = &[
+    "id", "type", "timestamp", "lead_id", "outcome", "reason", "recipient", "price", "duration_ms",
+];
+
+/// The SQLite store.
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStore, Error> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Open {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let store = SqliteStore { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<(), Error> {
+        let version: usize = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))?
+            .try_into()
+            .unwrap_or(0);
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            self.conn.execute_batch(&format!(
+                "BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;",
+                i + 1
+            ))?;
+        }
+        Ok(())
+    }
+
+    fn dialect(table: Table) -> SqliteDialect {
+        match table {
+            Table::Leads => SqliteDialect::leads(),
+            Table::Events => SqliteDialect::events(),
+        }
+    }
+
+    fn time_column(query: &Query) -> &'static str {
+        match (query.table, query.time_field) {
+            (Table::Leads, TimeField::Created) => "created_at",
+            (Table::Leads, TimeField::Updated) => "updated_at",
+            (Table::Events, _) => "timestamp",
+        }
+    }
+
+    /// WHERE clause (window + pushed filter), its parameters, and the residual filter.
+    fn where_clause(query: &Query) -> (String, Vec<Value>, Option<Expr>) {
+        let time = Self::time_column(query);
+        let mut conditions = vec![format!("\"{time}\" < ?")];
+        let mut params = vec![Value::Int(query.end.timestamp_millis())];
+        if let Some(start) = query.start {
+            conditions.insert(0, format!("\"{time}\" >= ?"));
+            params.insert(0, Value::Int(start.timestamp_millis()));
+        }
+        let mut residual = None;
+        if let Some(f) = &query.filter {
+            let (pushed, rest) = filter::push_down(f, &Self::dialect(query.table));
+            if let Some(pushed) = pushed {
+                conditions.push(format!("({})", pushed.sql));
+                params.extend(pushed.params);
+            }
+            residual = rest;
+        }
+        (conditions.join(" AND "), params, residual)
+    }
+
+    fn table_name(table: Table) -> &'static str {
+        match table {
+            Table::Leads => "leads",
+            Table::Events => "events",
+        }
+    }
+}
+
+/// How one requested field is read from a result row.
+enum Slot {
+    /// A typed column at this SELECT position.
+    Column(usize, FieldType),
+    /// A key of a JSON column; the column's index in `json_columns`.
+    Json(usize),
+    /// Not a field of this table: always NULL.
+    Missing,
+}
+
+/// The SELECT list and how to decode each requested field.
+struct ReadPlan {
+    select: Vec<String>,
+    slots: Vec<Slot>,
+    /// (SELECT position, key → output index) per JSON column.
+    json_columns: Vec<(usize, HashMap<String, usize>)>,
+}
+
+impl ReadPlan {
+    fn new(table: Table, fields: &[String]) -> ReadPlan {
+        let dialect = SqliteStore::dialect(table);
+        let mut plan = ReadPlan {
+            select: Vec::new(),
+            slots: Vec::new(),
+            json_columns: Vec::new(),
+        };
+        let mut json_index: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for (out, field) in fields.iter().enumerate() {
+            let slot = match dialect.locate(field) {
+                Some(Location::Column(name, ty)) => {
+                    let quoted = format!("\"{name}\"");
+                    let pos = plan.select.iter().position(|s| *s == quoted).unwrap_or_else(|| {
+                        plan.select.push(quoted);
+                        plan.select.len() - 1
+                    });
+                    Slot::Column(pos, ty)
+                }
+                Some(Location::Json(column, key)) => {
+                    let j = *json_index.entry(column).or_insert_with(|| {
+                        plan.select.push(format!("\"{column}\""));
+                        plan.json_columns.push((plan.select.len() - 1, HashMap::new()));
+                        plan.json_columns.len() - 1
+                    });
+                    plan.json_columns[j].1.insert(key.to_owned(), out);
+                    Slot::Json(j)
+                }
+                None => Slot::Missing,
+            };
+            plan.slots.push(slot);
+        }
+        if plan.select.is_empty() {
+            plan.select.push("1".into());
+        }
+        plan
+    }
+
+    fn decode(&self, row: &rusqlite::Row<'_>, out: &mut [Value]) -> Result<(), Error> {
+        for (i, slot) in self.slots.iter().enumerate() {
+            out[i] = match slot {
+                Slot::Column(pos, ty) => column_value(row.get_ref(*pos)?, *ty),
+                Slot::Json(_) | Slot::Missing => Value::Null,
+            };
+        }
+        for (pos, wanted) in &self.json_columns {
+            if let ValueRef::Text(bytes) = row.get_ref(*pos)? {
+                let mut de = serde_json::Deserializer::from_slice(bytes);
+                // A malformed document yields NULLs for its fields rather than failing the run.
+                let _ = DocSeed { wanted, out: &mut *out }.deserialize(&mut de);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn column_value(v: ValueRef<'_>, ty: FieldType) -> Value {
+    match (v, ty) {
+        (ValueRef::Null, _) => Value::Null,
+        (ValueRef::Integer(ms), FieldType::Timestamp) => Utc
+            .timestamp_millis_opt(ms)
+            .single()
+            .map(Value::Timestamp)
+            .unwrap_or(Value::Null),
+        (ValueRef::Integer(units), FieldType::Money) => {
+            Value::Decimal(Decimal::new(units, MONEY_SCALE))
+        }
+        (ValueRef::Integer(i), FieldType::Bool) => Value::Bool(i != 0),
+        (ValueRef::Integer(i), _) => Value::Int(i),
+        (ValueRef::Real(f), _) => Value::Float(f),
+        (ValueRef::Text(t), _) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        (ValueRef::Blob(b), _) => Value::Text(hex::encode(b)),
+    }
+}
+
+/// Decodes the wanted keys of one flat JSON object into their output slots.
+struct DocSeed<'a> {
+    wanted: &'a HashMap<String, usize>,
+    out: &'a mut [Value],
+}
+
+impl<'de> DeserializeSeed<'de> for DocSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DocSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match self.wanted.get(key.0.as_ref()) {
+                Some(&i) => self.out[i] = map.next_value::<CellSeed>()?.0,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A JSON object key, borrowed when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// One JSON value decoded straight into a cell: numbers keep their exact decimal text.
+struct CellSeed(Value);
+
+impl<'de> de::Deserialize<'de> for CellSeed {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct CellVisitor;
+        impl<'de> Visitor<'de> for CellVisitor {
+            type Value = CellSeed;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<CellSeed, E> {
+                Ok(CellSeed(Value::Null))
+            }
+            fn visit_none<E>(self) -> Result<CellSeed, E> {
+                Ok(CellSeed(Value::Null))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<CellSeed, E> {
+                Ok(CellSeed(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<CellSeed, E> {
+                Ok(CellSeed(Value::Int(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<CellSeed, E> {
+                Ok(CellSeed(
+                    i64::try_from(v).map(Value::Int).unwrap_or(Value::Float(v as f64)),
+                ))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<CellSeed, E> {
+                // The shortest text that round-trips is the text that was written.
+                Ok(CellSeed(
+                    v.to_string()
+                        .parse::<Decimal>()
+                        .map(Value::Decimal)
+                        .unwrap_or(Value::Float(v)),
+                ))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<CellSeed, E> {
+                Ok(CellSeed(Value::Text(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<CellSeed, E> {
+                Ok(CellSeed(Value::Text(v)))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<CellSeed, A::Error> {
+                let v: serde_json::Value =
+                    de::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(CellSeed(Value::Text(v.to_string())))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<CellSeed, A::Error> {
+                let v: serde_json::Value =
+                    de::Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(CellSeed(Value::Text(v.to_string())))
+            }
+        }
+        d.deserialize_any(CellVisitor)
+    }
+}
+
+/// Binds a cell as an SQLite parameter.
+struct Param<'a>(&'a Value);
+
+impl ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        use rusqlite::types::Value as V;
+        Ok(ToSqlOutput::Owned(match self.0 {
+            Value::Null => V::Null,
+            Value::Bool(b) => V::Integer(i64::from(*b)),
+            Value::Int(i) => V::Integer(*i),
+            Value::Decimal(d) => V::Text(d.to_string()),
+            Value::Float(f) => V::Real(*f),
+            Value::Text(s) => V::Text(s.clone()),
+            Value::Timestamp(t) => V::Integer(t.timestamp_millis()),
+        }))
+    }
+}
+
+fn money_units(d: Option<Decimal>) -> Result<Option<i64>, Error> {
+    d.map(|d| {
+        let scaled = d * Decimal::from(10_i64.pow(MONEY_SCALE));
+        if !scaled.fract().is_zero() {
+            return Err(Error::InvalidRecord(format!(
+                "amount `{d}` has more than {MONEY_SCALE} decimal places"
+            )));
+        }
+        i64::try_from(scaled).map_err(|_| Error::InvalidRecord(format!("amount `{d}` is too large")))
+    })
+    .transpose()
+}
+
+/// Catalog of JSON keys seen per table, with the time range they were seen in.
+#[derive(Default)]
+struct CatalogUpdate(HashMap<String, (i64, i64)>);
+
+impl CatalogUpdate {
+    fn see(&mut self, name: String, at_ms: i64) {
+        let e = self.0.entry(name).or_insert((at_ms, at_ms));
+        e.0 = e.0.min(at_ms);
+        e.1 = e.1.max(at_ms);
+    }
+
+    fn write(self, tx: &rusqlite::Transaction<'_>, table: &str) -> Result<(), Error> {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO field_catalog (tbl, name, first_ms, last_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (tbl, name) DO UPDATE SET
+               first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms)",
+        )?;
+        for (name, (first, last)) in self.0 {
+            stmt.execute(rusqlite::params![table, name, first, last])?;
+        }
+        Ok(())
+    }
+}
+
+impl LeadStore for SqliteStore {
+    fn available_fields(
+        &self,
+        table: Table,
+        start: Option<DateTime<Utc>>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<String>, Error> {
+        let fixed = match table {
+            Table::Leads => LEAD_COLUMNS,
+            Table::Events => EVENT_COLUMNS,
+        };
+        let mut fields: Vec<String> = fixed.iter().map(|s| (*s).to_owned()).collect();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT name FROM field_catalog WHERE tbl = ?1 AND last_ms >= ?2 AND first_ms < ?3
+             ORDER BY name",
+        )?;
+        let start_ms = start.map(|s| s.timestamp_millis()).unwrap_or(i64::MIN);
+        let names = stmt.query_map(
+            rusqlite::params![Self::table_name(table), start_ms, end.timestamp_millis()],
+            |r| r.get::<_, String>(0),
+        )?;
+        for name in names {
+            fields.push(name?);
+        }
+        Ok(fields)
+    }
+
+    fn stream(
+        &self,
+        query: &Query,
+        row: &mut dyn FnMut(&[Value]) -> Result<bool, Error>,
+    ) -> Result<u64, Error> {
+        let (where_sql, params, residual) = Self::where_clause(query);
+        let mut fields = query.fields.clone();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        if let Some(residual) = &residual {
+            for f in residual.fields() {
+                if !fields.contains(&f) {
+                    fields.push(f);
+                }
+            }
+            index = fields.iter().enumerate().map(|(i, f)| (f.clone(), i)).collect();
+        }
+        let plan = ReadPlan::new(query.table, &fields);
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} ORDER BY \"{}\", id",
+            plan.select.join(", "),
+            Self::table_name(query.table),
+            where_sql,
+            Self::time_column(query)
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.query(params_from_iter(params.iter().map(Param)))?;
+        let mut cells = vec![Value::Null; fields.len()];
+        let wanted = query.fields.len();
+        let mut passed = 0;
+        while let Some(r) = rows.next()? {
+            plan.decode(r, &mut cells)?;
+            if let Some(residual) = &residual {
+                let lookup = |name: &str| {
+                    index
+                        .get(name)
+                        .map(|&i| cells[i].clone())
+                        .unwrap_or(Value::Null)
+                };
+                if !residual.matches(&lookup) {
+                    continue;
+                }
+            }
+            passed += 1;
+            if !row(&cells[..wanted])? {
+                break;
+            }
+        }
+        Ok(passed)
+    }
+
+    fn count(&self, query: &Query) -> Result<u64, Error> {
+        let (where_sql, params, residual) = Self::where_clause(query);
+        if residual.is_some() {
+            let mut q = query.clone();
+            q.fields.clear();
+            return self.stream(&q, &mut |_| Ok(true));
+        }
+        let sql = format!(
+            "SELECT count(*) FROM {} WHERE {}",
+            Self::table_name(query.table),
+            where_sql
+        );
+        let n: i64 = self
+            .conn
+            .query_row(&sql, params_from_iter(params.iter().map(Param)), |r| r.get(0))?;
+        Ok(n.max(0) as u64)
+    }
+
+    fn explain(&self, query: &Query) -> Explained {
+        let (where_sql, params, residual) = Self::where_clause(query);
+        let plan = ReadPlan::new(query.table, &query.fields);
+        Explained {
+            sql: format!(
+                "SELECT {} FROM {} WHERE {} ORDER BY \"{}\", id",
+                plan.select.join(", "),
+                Self::table_name(query.table),
+                where_sql,
+                Self::time_column(query)
+            ),
+            params,
+            residual: residual.map(|r| r.to_string()),
+        }
+    }
+
+    fn summarize(
+        &self,
+        summary: &SummaryQuery,
+        row: &mut dyn FnMut(&[Value]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let query = &summary.query;
+        let (where_sql, mut params, residual) = Self::where_clause(query);
+        if let Some(residual) = residual {
+            return Err(Error::Consumer(format!(
+                "summary exports need a filter the store can evaluate; `{residual}` cannot be pushed down: simplify it"
+            )));
+        }
+        let dialect = Self::dialect(query.table);
+        let field_sql = |name: &str| -> Result<(String, FieldType), Error> {
+            if name == "margin" {
+                return Ok(("(coalesce(revenue, 0) - coalesce(cost, 0))".into(), FieldType::Money));
+            }
+            dialect
+                .field(name)
+                .map(|f| (f.expr, f.ty))
+                .ok_or_else(|| Error::Consumer(format!("`{name}` is not a field of this table")))
+        };
+        let mut select = Vec::new();
+        let mut types = Vec::new();
+        let time = Self::time_column(query);
+        if let Some(bucket) = summary.bucket_seconds {
+            let ms = bucket * 1000;
+            select.push(format!("(\"{time}\" / {ms}) * {ms}"));
+            types.push(FieldType::Timestamp);
+        }
+        for key in &summary.keys {
+            let (sql, ty) = field_sql(key)?;
+            select.push(sql);
+            types.push(ty);
+        }
+        let group_count = select.len();
+        let mut aggregate_params = Vec::new();
+        for a in &summary.aggregates {
+            let (sql, ty) = match a {
+                Aggregate::Count(None) => ("count(*)".to_owned(), FieldType::Int),
+                Aggregate::Count(Some(cond)) => {
+                    let (pushed, rest) = filter::push_down(cond, &dialect);
+                    match (pushed, rest) {
+                        (Some(p), None) => {
+                            aggregate_params.extend(p.params);
+                            (format!("sum(CASE WHEN {} THEN 1 ELSE 0 END)", p.sql), FieldType::Int)
+                        }
+                        _ => {
+                            return Err(Error::Consumer(format!(
+                                "`count where {cond}` cannot be evaluated by the store: simplify it"
+                            )));
+                        }
+                    }
+                }
+                Aggregate::Sum(f) => {
+                    let (sql, ty) = field_sql(f)?;
+                    (format!("sum({sql})"), ty)
+                }
+                Aggregate::Min(f) => {
+                    let (sql, ty) = field_sql(f)?;
+                    (format!("min({sql})"), ty)
+                }
+                Aggregate::Max(f) => {
+                    let (sql, ty) = field_sql(f)?;
+                    (format!("max({sql})"), ty)
+                }
+            };
+            select.push(sql);
+            types.push(ty);
+        }
+        aggregate_params.append(&mut params);
+        let group_by: Vec<String> = (1..=group_count).map(|i| i.to_string()).collect();
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {}{}",
+            select.join(", "),
+            Self::table_name(query.table),
+            where_sql,
+            if group_by.is_empty() {
+                String::new()
+            } else {
+                format!(" GROUP BY {0} ORDER BY {0}", group_by.join(", "))
+            }
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.query(params_from_iter(aggregate_params.iter().map(Param)))?;
+        let mut cells = vec![Value::Null; types.len()];
+        while let Some(r) = rows.next()? {
+            for (i, ty) in types.iter().enumerate() {
+                cells[i] = column_value(r.get_ref(i)?, *ty);
+            }
+            row(&cells)?;
+        }
+        Ok(())
+    }
+
+    fn insert_leads(&mut self, leads: &[NewLead]) -> Result<(), Error> {
+        let tx = self.conn.transaction()?;
+        let mut catalog = CatalogUpdate::default();
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO leads
+                 (id, created_at, updated_at, source, flow, outcome, reason, revenue, cost, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            for lead in leads {
+                let created = lead.created_at.timestamp_millis();
+                for key in lead.doc.keys() {
+                    if !catalog.0.contains_key(key) || catalog.0[key].1 < created || catalog.0[key].0 > created {
+                        catalog.see(key.clone(), created);
+                    }
+                }
+                let doc = serde_json::to_string(&lead.doc)
+                    .map_err(|e| Error::InvalidRecord(e.to_string()))?;
+                stmt.execute(rusqlite::params![
+                    lead.id,
+                    created,
+                    lead.updated_at.timestamp_millis(),
+                    lead.source,
+                    lead.flow,
+                    lead.outcome,
+                    lead.reason,
+                    money_units(lead.revenue)?,
+                    money_units(lead.cost)?,
+                    doc,
+                ])?;
+            }
+        }
+        catalog.write(&tx, "leads")?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn insert_events(&mut self, events: &[NewEvent]) -> Result<(), Error> {
+        let tx = self.conn.transaction()?;
+        let mut catalog = CatalogUpdate::default();
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO events
+                 (id, type, timestamp, lead_id, outcome, reason, recipient, price, duration_ms, metadata, lead)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            for event in events {
+                let at = event.timestamp.timestamp_millis();
+                for (prefix, doc) in [("metadata", &event.metadata), ("lead", &event.lead)] {
+                    for key in doc.keys() {
+                        catalog.see(format!("{prefix}.{key}"), at);
+                    }
+                }
+                let json = |m| serde_json::to_string(m).map_err(|e| Error::InvalidRecord(e.to_string()));
+                stmt.execute(rusqlite::params![
+                    event.id,
+                    event.kind,
+                    at,
+                    event.lead_id,
+                    event.outcome,
+                    event.reason,
+                    event.recipient,
+                    money_units(event.price)?,
+                    event.duration_ms,
+                    json(&event.metadata)?,
+                    json(&event.lead)?,
+                ])?;
+            }
+        }
+        catalog.write(&tx, "events")?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn totals(&self) -> Result<(u64, u64), Error> {
+        let count = |t: &str| -> Result<u64, Error> {
+            let n: i64 = self
+                .conn
+                .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))?;
+            Ok(n.max(0) as u64)
+        };
+        Ok((count("leads")?, count("events")?))
+    }
+}
