@@ -5,10 +5,16 @@
 //! compressed (`compress`), split into parts and delivered (`pipeline`, `deliver`). See
 //! ARCHITECTURE.md for the map.
 
+pub mod chunk;
+pub mod cli;
+pub mod compress;
 pub mod config;
+pub mod deliver;
+pub mod fields;
 pub mod filter;
+pub mod format;
+pub mod pipeline;
 pub mod schedule;
 pub mod store;
 pub mod template;
 pub mod value;
-pub mod cli;

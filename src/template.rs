@@ -4,7 +4,7 @@
 //! rendering every template against a sample run, not at 2 AM. Output is not HTML-escaped (these
 //! are paths, not pages). A rendered path that would leave its destination root is refused.
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use handlebars::{
     Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderError,
@@ -111,15 +111,14 @@ impl RunVars {
         part: u32,
         ext: &str,
     ) -> RunVars {
-        let local_anchor = window_start.unwrap_or(nominal).with_timezone(&tz);
-        let iso = local_anchor.iso_week();
+        let at = crate::schedule::TemplateVars::at(window_start.unwrap_or(nominal), tz);
         RunVars {
-            date: local_anchor.format("%Y-%m-%d").to_string(),
-            year: format!("{:04}", local_anchor.year()),
-            month: format!("{:02}", local_anchor.month()),
-            day: format!("{:02}", local_anchor.day()),
-            hour: format!("{:02}", local_anchor.hour()),
-            week: format!("{}-W{:02}", iso.year(), iso.week()),
+            date: at.date,
+            year: at.year,
+            month: at.month,
+            day: at.day,
+            hour: at.hour,
+            week: at.week,
             export: export.to_owned(),
             run_id: run_id(nominal),
             part: format!("{part:03}"),
@@ -184,12 +183,14 @@ impl Template {
 
     /// Renders the template for one run.
     pub fn render(&self, vars: &RunVars) -> Result<String, Error> {
-        self.registry.render(NAME, vars).map_err(|e| match e.reason() {
-            RenderErrorReason::MissingVariable(name) => Error::UnknownVariable {
-                name: name.clone().unwrap_or_default(),
-            },
-            _ => Error::Render(e.reason().to_string()),
-        })
+        self.registry
+            .render(NAME, vars)
+            .map_err(|e| match e.reason() {
+                RenderErrorReason::MissingVariable(name) => Error::UnknownVariable {
+                    name: name.clone().unwrap_or_default(),
+                },
+                _ => Error::Render(e.reason().to_string()),
+            })
     }
 
     /// Renders a path and checks it stays under its root: no `..`, no empty result and, where
@@ -247,8 +248,10 @@ fn format_helper(
     out: &mut dyn Output,
 ) -> HelperResult {
     let invalid = |why: &str| -> RenderError {
-        RenderErrorReason::Other(format!("`format` {why}; write {{{{format window.start \"%Y/%m\"}}}}"))
-            .into()
+        RenderErrorReason::Other(format!(
+            "`format` {why}; write {{{{format window.start \"%Y/%m\"}}}}"
+        ))
+        .into()
     };
     let value = h
         .param(0)
@@ -259,7 +262,10 @@ fn format_helper(
         .and_then(|p| p.value().as_str())
         .ok_or_else(|| invalid("needs a quoted strftime pattern"))?;
     let items: Vec<_> = chrono::format::StrftimeItems::new(pattern).collect();
-    if items.iter().any(|i| matches!(i, chrono::format::Item::Error)) {
+    if items
+        .iter()
+        .any(|i| matches!(i, chrono::format::Item::Error))
+    {
         return Err(invalid("has an invalid strftime pattern"));
     }
     if value.is_empty() {
@@ -296,14 +302,20 @@ mod tests {
             "backups/daily/2024-03-10/leads_002.ndjson.gz"
         );
         let t = Template::parse("{{format window.start \"%Y/%m\"}}/{{week}}/{{run_id}}").unwrap();
-        assert_eq!(t.render(&vars()).unwrap(), "2024/03/2024-W10/20240311T070000Z");
+        assert_eq!(
+            t.render(&vars()).unwrap(),
+            "2024/03/2024-W10/20240311T070000Z"
+        );
     }
 
     #[test]
     fn unknown_variable_is_an_error_not_an_empty_string() {
         let t = Template::parse("x/{{dat}}/y").unwrap();
         let err = t.render(&vars()).unwrap_err();
-        assert!(matches!(err, Error::UnknownVariable { ref name } if name == "dat"), "{err}");
+        assert!(
+            matches!(err, Error::UnknownVariable { ref name } if name == "dat"),
+            "{err}"
+        );
     }
 
     #[test]

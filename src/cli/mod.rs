@@ -2,8 +2,12 @@
 //!
 //! This is the binary's edge, the only place (with `main.rs`) that uses `anyhow`.
 
+mod common;
 mod demo;
+mod dry_run;
+mod export;
 mod ingest;
+mod plan;
 mod schema;
 mod validate;
 
@@ -46,6 +50,10 @@ pub enum Command {
     Validate(validate::Args),
     /// Print the JSON Schema of export definitions (or of exportd.toml with --daemon).
     Schema(schema::Args),
+    /// Show the next runs of every export, their windows and paths.
+    Plan(plan::Args),
+    /// Run one export now, in the foreground.
+    Export(export::Args),
     /// Fill the lead store with realistic synthetic leads and events.
     Demo(demo::Args),
     /// Load NDJSON leads or events into the lead store.
@@ -58,6 +66,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::cmd(&paths, args),
         Command::Schema(args) => schema::cmd(args),
+        Command::Plan(args) => plan::cmd(&paths, args),
+        Command::Export(args) => export::cmd(&paths, args),
         Command::Demo(args) => demo::cmd(&paths, args),
         Command::Ingest(args) => ingest::cmd(&paths, args),
     }
@@ -81,6 +91,9 @@ fn exportd_paths(cli: &Cli) -> Paths {
         .unwrap_or_else(|| PathBuf::from("."));
     Paths {
         config: cli.config.clone(),
-        exports: cli.exports.clone().unwrap_or_else(|| base.join("exports.d")),
+        exports: cli
+            .exports
+            .clone()
+            .unwrap_or_else(|| base.join("exports.d")),
     }
 }

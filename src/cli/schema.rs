@@ -1,6 +1,5 @@
 //! `exportd schema`: prints the JSON Schema the config types generate.
 
-
 use crate::config::schema;
 use std::process::ExitCode;
 

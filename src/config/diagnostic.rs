@@ -72,7 +72,10 @@ impl fmt::Display for Diagnostic {
 }
 
 /// `did you mean `x`?` for the closest candidate, when one is close enough to be a typo.
-pub fn did_you_mean<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    input: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let input_lower = input.to_ascii_lowercase();
     candidates
         .into_iter()
@@ -107,7 +110,10 @@ mod tests {
             did_you_mean("s3-mian", ["s3-main", "sftp-finance"]).as_deref(),
             Some("did you mean `s3-main`?")
         );
-        assert_eq!(did_you_mean("bukcet", ["bucket", "path"]).as_deref(), Some("did you mean `bucket`?"));
+        assert_eq!(
+            did_you_mean("bukcet", ["bucket", "path"]).as_deref(),
+            Some("did you mean `bucket`?")
+        );
         assert_eq!(did_you_mean("zzzzzz", ["bucket", "path"]), None);
     }
 

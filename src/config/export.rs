@@ -46,6 +46,10 @@ pub struct ExportDef {
     /// a bound), `latest` (only the most recent) or `none`. Default: `latest`.
     #[serde(default)]
     pub catch_up: CatchUp,
+    /// Which timestamp the window selects on: `created_at` (default) or `updated_at` (leads
+    /// modified in the window, for syncs).
+    #[serde(default)]
+    pub time_field: TimeFieldDef,
     /// `true` keeps the definition loaded and valid but schedules nothing.
     #[serde(default)]
     pub suspend: bool,
@@ -90,6 +94,17 @@ pub enum Kind {
     Events,
     /// Aggregated rows, grouped as `[summary]` says.
     Summary,
+}
+
+/// The timestamp a window applies to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeFieldDef {
+    /// When the lead was created (events: when it happened).
+    #[default]
+    CreatedAt,
+    /// When the lead was last modified.
+    UpdatedAt,
 }
 
 /// Policy for nominal runs missed while the daemon was not running.
@@ -167,6 +182,10 @@ pub enum MaskKind {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SummaryDef {
+    /// Which records are aggregated: `leads` (default) or `events` (needed to group by
+    /// `buyer`).
+    #[serde(default)]
+    pub records: SummaryRecords,
     /// Grouping keys, in order: `date`, `hour`, `week`, `month`, `source`, `flow`, `outcome`,
     /// `state`, `buyer`.
     pub group_by: Vec<String>,
@@ -174,6 +193,17 @@ pub struct SummaryDef {
     /// Functions: `count`, `count where FILTER`, `sum FIELD`, `avg FIELD`, `min FIELD`,
     /// `max FIELD`, and the field `margin` (revenue − cost).
     pub metrics: BTreeMap<String, String>,
+}
+
+/// The table a summary aggregates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SummaryRecords {
+    /// One row per lead.
+    #[default]
+    Leads,
+    /// One row per event.
+    Events,
 }
 
 /// Encoding and compression of the part files.

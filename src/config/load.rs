@@ -151,8 +151,7 @@ pub fn definition_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         .map(|e| e.path())
         .filter(|p| {
             p.extension().is_some_and(|e| e == "toml")
-                && p
-                    .file_name()
+                && p.file_name()
                     .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
                 && p.is_file()
         })

@@ -7,8 +7,8 @@
 
 pub mod daemon;
 pub mod diagnostic;
-pub mod load;
 pub mod export;
+pub mod load;
 pub mod schema;
 pub mod schema_check;
 pub mod secret;

@@ -89,7 +89,10 @@ mod tests {
         for schema in [generate_export_schema(), generate_daemon_schema()] {
             let mut missing = Vec::new();
             walk(&serde_json::from_str(&schema).unwrap(), "", &mut missing);
-            assert!(missing.is_empty(), "properties without a description: {missing:?}");
+            assert!(
+                missing.is_empty(),
+                "properties without a description: {missing:?}"
+            );
         }
     }
 }

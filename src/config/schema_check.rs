@@ -80,7 +80,10 @@ impl SchemaChecker {
                         .as_array()
                         .map(|a| a.iter().filter_map(Value::as_str).collect())
                         .unwrap_or_default();
-                    let found = at.as_str().map(str::to_owned).unwrap_or_else(|| at.to_string());
+                    let found = at
+                        .as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| at.to_string());
                     let mut d = source.error_at(
                         &path,
                         Part::Value,
@@ -94,13 +97,22 @@ impl SchemaChecker {
                     out.push(d);
                 }
                 ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. } => {
-                    self.explain_union(instance_at(instance, &path, prefix.len()), &path, source, out);
+                    self.explain_union(
+                        instance_at(instance, &path, prefix.len()),
+                        &path,
+                        source,
+                        out,
+                    );
                 }
                 ValidationErrorKind::Type { .. } if self.is_secret(&path) && at.is_string() => {
                     out.push(source.error_at(&path, Part::Value, LITERAL_SECRET_MESSAGE));
                 }
                 ValidationErrorKind::Pattern { .. } => {
-                    out.push(source.error_at(&path, Part::Value, value_message(&path, at, &error.to_string())));
+                    out.push(source.error_at(
+                        &path,
+                        Part::Value,
+                        value_message(&path, at, &error.to_string()),
+                    ));
                 }
                 _ => {
                     out.push(source.error_at(
@@ -131,25 +143,42 @@ impl SchemaChecker {
             .iter()
             .find(|k| variants.iter().any(|v| self.variant_tag(v, k).is_some()));
         let (Some(tag), Some(table)) = (tag, value.as_object()) else {
-            out.push(source.error_at(path, Part::Value, value_message(path, value, "invalid value")));
+            out.push(source.error_at(
+                path,
+                Part::Value,
+                value_message(path, value, "invalid value"),
+            ));
             return;
         };
-        let tags: Vec<&str> = variants.iter().filter_map(|v| self.variant_tag(v, tag)).collect();
+        let tags: Vec<&str> = variants
+            .iter()
+            .filter_map(|v| self.variant_tag(v, tag))
+            .collect();
         let Some(given) = table.get(*tag).and_then(Value::as_str) else {
             out.push(source.error_at(
                 path,
                 Part::Value,
-                format!("missing key `{tag}`{}: use one of {}", table_name(path), quoted_list(&tags)),
+                format!(
+                    "missing key `{tag}`{}: use one of {}",
+                    table_name(path),
+                    quoted_list(&tags)
+                ),
             ));
             return;
         };
-        let Some(variant) = variants.iter().find(|v| self.variant_tag(v, tag) == Some(given)) else {
+        let Some(variant) = variants
+            .iter()
+            .find(|v| self.variant_tag(v, tag) == Some(given))
+        else {
             let mut tag_path = path.to_vec();
             tag_path.push(Seg::Key((*tag).to_owned()));
             let mut d = source.error_at(
                 &tag_path,
                 Part::Value,
-                format!("unknown `{tag}` value `{given}`: use one of {}", quoted_list(&tags)),
+                format!(
+                    "unknown `{tag}` value `{given}`: use one of {}",
+                    quoted_list(&tags)
+                ),
             );
             d.help = did_you_mean(given, tags.iter().copied());
             out.push(d);
@@ -303,7 +332,11 @@ fn key_name(path: &[Seg]) -> String {
 }
 
 fn quoted_list(items: &[&str]) -> String {
-    items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The parser's own message for a size or retention value, else a generic one.
@@ -312,7 +345,10 @@ fn value_message(path: &[Seg], value: &Value, fallback: &str) -> String {
         Some(Seg::Key(k)) => k.as_str(),
         _ => "",
     };
-    let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
+    let text = value
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| value.to_string());
     let parsed = if key == "retention" {
         text.parse::<Retention>().err()
     } else if key.contains("size") || key.contains("bytes") {

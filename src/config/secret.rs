@@ -104,7 +104,9 @@ impl<'de> Deserialize<'de> for SecretRef {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The environment variable is unset or not UTF-8.
-    #[error("secret environment variable `{0}` is not set: export it in the daemon's environment (systemd: `Environment=` or `EnvironmentFile=`)")]
+    #[error(
+        "secret environment variable `{0}` is not set: export it in the daemon's environment (systemd: `Environment=` or `EnvironmentFile=`)"
+    )]
     MissingEnv(String),
     /// The file could not be read.
     #[error("cannot read secret file `{path}`: {source}")]
@@ -115,7 +117,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// No credentials directory: not started by systemd with `LoadCredential=`.
-    #[error("secret credential `{0}` needs $CREDENTIALS_DIRECTORY: start exportd from systemd with `LoadCredential={0}:/path`")]
+    #[error(
+        "secret credential `{0}` needs $CREDENTIALS_DIRECTORY: start exportd from systemd with `LoadCredential={0}:/path`"
+    )]
     NoCredentialsDirectory(String),
 }
 
@@ -159,6 +163,12 @@ impl Secret {
     /// The secret text, for the one call that needs it (a client constructor, an HMAC key).
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// A secret from a literal, for tests only.
+    #[cfg(test)]
+    pub fn for_tests(text: &str) -> Secret {
+        Secret(text.to_owned())
     }
 }
 

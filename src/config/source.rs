@@ -5,8 +5,8 @@
 use super::diagnostic::{Diagnostic, Severity};
 use std::ops::Range;
 use std::path::Path;
-use toml::de::{DeTable, DeValue};
 use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
 /// One step of a path into the document: a table key or an array index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,7 +223,9 @@ mod tests {
 
     #[test]
     fn syntax_errors_have_positions() {
-        let err = Source::parse(Path::new("x.toml"), "a = 1\nb = = 2\n").err().unwrap();
+        let err = Source::parse(Path::new("x.toml"), "a = 1\nb = = 2\n")
+            .err()
+            .unwrap();
         assert_eq!(err.line, 2);
     }
 }

@@ -41,7 +41,9 @@ impl Metric {
             if valid {
                 Ok(rest.to_owned())
             } else {
-                Err(format!("`{word}` needs one field name, such as `{word} revenue`"))
+                Err(format!(
+                    "`{word}` needs one field name, such as `{word} revenue`"
+                ))
             }
         };
         match word.to_ascii_lowercase().as_str() {

@@ -246,8 +246,14 @@ mod tests {
 
     #[test]
     fn retention_parses_units_and_never() {
-        assert_eq!("90d".parse::<Retention>(), Ok(Retention::After(90 * 86_400)));
-        assert_eq!("7y".parse::<Retention>(), Ok(Retention::After(7 * 365 * 86_400)));
+        assert_eq!(
+            "90d".parse::<Retention>(),
+            Ok(Retention::After(90 * 86_400))
+        );
+        assert_eq!(
+            "7y".parse::<Retention>(),
+            Ok(Retention::After(7 * 365 * 86_400))
+        );
         assert_eq!("never".parse::<Retention>(), Ok(Retention::Never));
         assert!("90 days".parse::<Retention>().is_err());
         assert!("0d".parse::<Retention>().is_err());
@@ -256,17 +262,33 @@ mod tests {
 
     #[test]
     fn schema_patterns_agree_with_parsers() {
-        let size = jsonschema::validator_for(&serde_json::json!({"pattern": BYTE_SIZE_PATTERN}))
-            .unwrap();
+        let size =
+            jsonschema::validator_for(&serde_json::json!({"pattern": BYTE_SIZE_PATTERN})).unwrap();
         let retention =
             jsonschema::validator_for(&serde_json::json!({"pattern": RETENTION_PATTERN})).unwrap();
-        for text in ["1GB", "25MB", "512KiB", "1.5 GiB", "100", "12 parsecs", "GB"] {
+        for text in [
+            "1GB",
+            "25MB",
+            "512KiB",
+            "1.5 GiB",
+            "100",
+            "12 parsecs",
+            "GB",
+        ] {
             let json = serde_json::Value::String(text.into());
-            assert_eq!(size.is_valid(&json), text.parse::<ByteSize>().is_ok(), "{text}");
+            assert_eq!(
+                size.is_valid(&json),
+                text.parse::<ByteSize>().is_ok(),
+                "{text}"
+            );
         }
         for text in ["90d", "7y", "never", "12h", "4w", "90 days", "d", "7 y"] {
             let json = serde_json::Value::String(text.into());
-            assert_eq!(retention.is_valid(&json), text.parse::<Retention>().is_ok(), "{text}");
+            assert_eq!(
+                retention.is_valid(&json),
+                text.parse::<Retention>().is_ok(),
+                "{text}"
+            );
         }
     }
 }

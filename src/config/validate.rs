@@ -112,7 +112,11 @@ pub fn check_daemon(file: &Path, text: &str) -> (Option<DaemonConfig>, Vec<Diagn
         Err(d) => return (None, vec![d]),
     };
     let mut diags = Vec::new();
-    if let Err(d) = parse_timezone(&source, &path!["defaults", "timezone"], &config.defaults.timezone) {
+    if let Err(d) = parse_timezone(
+        &source,
+        &path!["defaults", "timezone"],
+        &config.defaults.timezone,
+    ) {
         diags.push(d);
     }
     if let Some(alerts) = &config.alerts {
@@ -127,7 +131,12 @@ pub fn check_daemon(file: &Path, text: &str) -> (Option<DaemonConfig>, Vec<Diagn
                     other.kind_name()
                 ),
             )),
-            None => diags.push(unknown_connection(&source, &path!["alerts", "connection"], &alerts.connection, &config)),
+            None => diags.push(unknown_connection(
+                &source,
+                &path!["alerts", "connection"],
+                &alerts.connection,
+                &config,
+            )),
         }
     }
     for (name, _) in &config.connections {
@@ -139,7 +148,11 @@ pub fn check_daemon(file: &Path, text: &str) -> (Option<DaemonConfig>, Vec<Diagn
             ));
         }
     }
-    if diags.is_empty() { (Some(config), diags) } else { (None, diags) }
+    if diags.is_empty() {
+        (Some(config), diags)
+    } else {
+        (None, diags)
+    }
 }
 
 /// Checks the text of one definition. `name` is the file stem.
@@ -168,7 +181,11 @@ pub fn check_export(
         Ok(d) => d,
         Err(d) => return (None, vec![d]),
     };
-    let mut checks = Checks { source: &source, daemon, diags };
+    let mut checks = Checks {
+        source: &source,
+        daemon,
+        diags,
+    };
     let spec = checks.export(name, def);
     let diags = checks.diags;
     if diags.iter().any(Diagnostic::is_error) {
@@ -214,25 +231,45 @@ impl Checks<'_, '_> {
     fn export(&mut self, name: &str, def: ExportDef) -> Option<ExportSpec> {
         let schedule = def.schedule.as_deref().and_then(|text| {
             text.parse::<Schedule>()
-                .map_err(|e| self.error(&path!["schedule"], format!("invalid schedule `{text}`: {e}")))
+                .map_err(|e| {
+                    self.error(
+                        &path!["schedule"],
+                        format!("invalid schedule `{text}`: {e}"),
+                    )
+                })
                 .ok()
         });
-        let zone_text = def.timezone.clone().unwrap_or_else(|| self.daemon.defaults.timezone.clone());
+        let zone_text = def
+            .timezone
+            .clone()
+            .unwrap_or_else(|| self.daemon.defaults.timezone.clone());
         let timezone = parse_timezone(self.source, &path!["timezone"], &zone_text)
             .map_err(|d| self.diags.push(d))
             .ok();
         let window = def
             .window
             .parse::<WindowKind>()
-            .map_err(|e| self.error(&path!["window"], format!("invalid window `{}`: {e}", def.window)))
+            .map_err(|e| {
+                self.error(
+                    &path!["window"],
+                    format!("invalid window `{}`: {e}", def.window),
+                )
+            })
             .ok();
-        let filter = def.filter.as_deref().and_then(|text| match filter::parse_filter(text) {
-            Ok(expr) => Some(expr),
-            Err(e) => {
-                self.error_in_string(&path!["filter"], e.column, format!("invalid filter: {}", e.message));
-                None
-            }
-        });
+        let filter = def
+            .filter
+            .as_deref()
+            .and_then(|text| match filter::parse_filter(text) {
+                Ok(expr) => Some(expr),
+                Err(e) => {
+                    self.error_in_string(
+                        &path!["filter"],
+                        e.column,
+                        format!("invalid filter: {}", e.message),
+                    );
+                    None
+                }
+            });
         let mut computed = Vec::new();
         for (column, text) in &def.fields.computed {
             match filter::parse_expression(text) {
@@ -250,7 +287,8 @@ impl Checks<'_, '_> {
         let (Some(timezone), Some(window)) = (timezone, window) else {
             return None;
         };
-        if def.schedule.is_some() && schedule.is_none() || def.filter.is_some() && filter.is_none() {
+        if def.schedule.is_some() && schedule.is_none() || def.filter.is_some() && filter.is_none()
+        {
             return None;
         }
         Some(ExportSpec {
@@ -306,6 +344,12 @@ impl Checks<'_, '_> {
             ),
             (Kind::Summary, Some(summary)) => {
                 for (i, key) in summary.group_by.iter().enumerate() {
+                    if key == "buyer" && summary.records != super::export::SummaryRecords::Events {
+                        self.error(
+                            &path!["summary", "group_by", i],
+                            "`buyer` is a field of events: add `records = \"events\"` to [summary]",
+                        );
+                    }
                     if !crate::config::SUMMARY_GROUPS.contains(&key.as_str()) {
                         let mut d = self.source.error_at(
                             &path!["summary", "group_by", i],
@@ -330,6 +374,12 @@ impl Checks<'_, '_> {
             }
             _ => {}
         }
+        if def.kind == Kind::Events && def.time_field == super::export::TimeFieldDef::UpdatedAt {
+            self.error(
+                &path!["time_field"],
+                "events never change: use `time_field = \"created_at\"` for events",
+            );
+        }
         let format = &def.format;
         if format.kind == FormatKind::Parquet {
             self.error(
@@ -346,7 +396,11 @@ impl Checks<'_, '_> {
             match level_range {
                 Some(range) if !range.contains(&level) => self.error(
                     &path!["format", "level"],
-                    format!("compression level {level} is out of range {}–{} for this compression", range.start(), range.end()),
+                    format!(
+                        "compression level {level} is out of range {}–{} for this compression",
+                        range.start(),
+                        range.end()
+                    ),
                 ),
                 None => self.error(
                     &path!["format", "level"],
@@ -356,17 +410,28 @@ impl Checks<'_, '_> {
             }
         }
         if format.password.is_some()
-            && !matches!(format.compression, CompressionKind::Zip | CompressionKind::SevenZ)
+            && !matches!(
+                format.compression,
+                CompressionKind::Zip | CompressionKind::SevenZ
+            )
         {
             self.error(
                 &path!["format", "password"],
                 "a password needs `compression = \"zip\"` or `\"7z\"`",
             );
         }
-        let single_char = |c: Option<char>| c.is_none_or(|c| c.is_ascii() && c != '\n' && c != '\r');
-        for (key, value) in [("delimiter", format.delimiter), ("quote", format.quote), ("escape", format.escape)] {
+        let single_char =
+            |c: Option<char>| c.is_none_or(|c| c.is_ascii() && c != '\n' && c != '\r');
+        for (key, value) in [
+            ("delimiter", format.delimiter),
+            ("quote", format.quote),
+            ("escape", format.escape),
+        ] {
             if !single_char(value) {
-                self.error(&path!["format", key], format!("`{key}` must be one ASCII character other than a line break"));
+                self.error(
+                    &path!["format", key],
+                    format!("`{key}` must be one ASCII character other than a line break"),
+                );
             }
         }
     }
@@ -399,13 +464,19 @@ impl Checks<'_, '_> {
             let subject = match dest {
                 DeliverDef::Email(email) => {
                     let at = path!["deliver", i, "subject"];
-                    email.subject.as_deref().and_then(|text| self.template(&at, text, &sample, true))
+                    email
+                        .subject
+                        .as_deref()
+                        .and_then(|text| self.template(&at, text, &sample, true))
                 }
                 _ => None,
             };
             match dest {
                 DeliverDef::Email(email) => {
-                    let max = email.max_size.map(|s| s.bytes()).unwrap_or(DEFAULT_EMAIL_MAX_SIZE);
+                    let max = email
+                        .max_size
+                        .map(|s| s.bytes())
+                        .unwrap_or(DEFAULT_EMAIL_MAX_SIZE);
                     if let Some(chunk) = def.chunk.max_bytes {
                         if chunk.bytes() > max {
                             self.error(
@@ -420,7 +491,10 @@ impl Checks<'_, '_> {
                     }
                     for (r, address) in email.recipients.iter().enumerate() {
                         if !looks_like_address(address) {
-                            self.error(&path!["deliver", i, "recipients", r], format!("`{address}` is not an email address"));
+                            self.error(
+                                &path!["deliver", i, "recipients", r],
+                                format!("`{address}` is not an email address"),
+                            );
                         }
                     }
                 }
@@ -487,7 +561,11 @@ impl Checks<'_, '_> {
     ) -> Option<Template> {
         let t = match Template::parse(text) {
             Ok(t) => t,
-            Err(template::Error::Syntax { column, line, message }) => {
+            Err(template::Error::Syntax {
+                column,
+                line,
+                message,
+            }) => {
                 let column = if line == 1 { column } else { 1 };
                 self.error_in_string(at, column, format!("invalid template: {message}"));
                 return None;
@@ -505,7 +583,10 @@ impl Checks<'_, '_> {
                 }
             }
             Err(template::Error::UnknownVariable { name }) => {
-                let column = text.find(&name).map(|b| text[..b].chars().count() + 1).unwrap_or(1);
+                let column = text
+                    .find(&name)
+                    .map(|b| text[..b].chars().count() + 1)
+                    .unwrap_or(1);
                 let mut d_msg = format!("unknown template variable `{name}`");
                 if let Some(hint) = did_you_mean(&name, template::VARIABLES.iter().copied()) {
                     d_msg.push_str("; ");
@@ -525,7 +606,12 @@ impl Checks<'_, '_> {
     }
 }
 
-fn unknown_connection(source: &Source<'_>, at: &[Seg], name: &str, daemon: &DaemonConfig) -> Diagnostic {
+fn unknown_connection(
+    source: &Source<'_>,
+    at: &[Seg],
+    name: &str,
+    daemon: &DaemonConfig,
+) -> Diagnostic {
     let mut d = source.error_at(
         at,
         Part::Value,
@@ -540,7 +626,9 @@ fn parse_timezone(source: &Source<'_>, at: &[Seg], text: &str) -> Result<Tz, Dia
         let mut d = source.error_at(
             at,
             Part::Value,
-            format!("unknown time zone `{text}`: use an IANA name such as `America/Chicago` or `UTC`"),
+            format!(
+                "unknown time zone `{text}`: use an IANA name such as `America/Chicago` or `UTC`"
+            ),
         );
         d.help = did_you_mean(text, chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()));
         d

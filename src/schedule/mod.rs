@@ -48,7 +48,7 @@ mod window;
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveTime, TimeDelta, Utc, Weekday};
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc, Weekday};
 use chrono_tz::Tz;
 
 pub use parse::ScheduleError;
@@ -280,6 +280,12 @@ impl Iterator for NominalTimes<'_> {
             }
         }
     }
+}
+
+/// The first instant of a local calendar day in `tz` (a skipped midnight resolves to the first
+/// valid instant after it); `None` only outside chrono's range.
+pub fn local_midnight(date: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
+    engine::first_at_or_after(tz, date.and_time(NaiveTime::MIN))
 }
 
 #[cfg(test)]

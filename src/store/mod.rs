@@ -20,6 +20,8 @@
 //!
 //! Money is exact: stored in 1/10000 units and read back as a decimal. Times are UTC.
 
+pub mod demo;
+pub mod ingest;
 pub mod sqlite;
 
 use crate::filter::Expr;
@@ -37,7 +39,9 @@ pub enum Error {
     #[error("lead store: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// The store URL is not one exportd knows.
-    #[error("unsupported store url `{0}`: use `sqlite://PATH` (PostgreSQL support is not in this build yet)")]
+    #[error(
+        "unsupported store url `{0}`: use `sqlite://PATH` (PostgreSQL support is not in this build yet)"
+    )]
     UnsupportedUrl(String),
     /// The store file or directory could not be created.
     #[error("cannot open lead store `{path}`: {source}")]
@@ -173,6 +177,8 @@ pub struct SummaryQuery {
 pub enum Aggregate {
     /// `COUNT(*)`, or the count of rows matching a filter.
     Count(Option<Expr>),
+    /// `COUNT(field)`: rows where the field is not NULL (the divisor of an average).
+    CountOf(String),
     /// `SUM(field)`.
     Sum(String),
     /// `MIN(field)`.
@@ -230,7 +236,11 @@ pub fn open(url: &str, base: &std::path::Path) -> Result<Box<dyn LeadStore>, Err
     match url.strip_prefix("sqlite://") {
         Some(path) => {
             let path = std::path::Path::new(path);
-            let path = if path.is_absolute() { path.to_path_buf() } else { base.join(path) };
+            let path = if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                base.join(path)
+            };
             Ok(Box::new(SqliteStore::open(&path)?))
         }
         None => Err(Error::UnsupportedUrl(url.to_owned())),
@@ -244,7 +254,11 @@ pub fn flatten(object: Map<String, Json>) -> Map<String, Json> {
         match value {
             Json::Object(map) if !map.is_empty() => {
                 for (k, v) in map {
-                    let key = if prefix.is_empty() { k } else { format!("{prefix}.{k}") };
+                    let key = if prefix.is_empty() {
+                        k
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
                     walk(&key, v, out);
                 }
             }

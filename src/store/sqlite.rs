@@ -55,10 +55,26 @@ CREATE TABLE field_catalog (
 
 /// Fixed columns of each table, in the order `available_fields` lists them.
 const LEAD_COLUMNS: &[&str] = &[
-    "id", "created_at", "updated_at", "source", "flow", "outcome", "reason", "revenue", "cost",
+    "id",
+    "created_at",
+    "updated_at",
+    "source",
+    "flow",
+    "outcome",
+    "reason",
+    "revenue",
+    "cost",
 ];
 const EVENT_COLUMNS: &[&str] = &[
-    "id", "type", "timestamp", "lead_id", "outcome", "reason", "recipient", "price", "duration_ms",
+    "id",
+    "type",
+    "timestamp",
+    "lead_id",
+    "outcome",
+    "reason",
+    "recipient",
+    "price",
+    "duration_ms",
 ];
 
 /// The SQLite store.
@@ -153,7 +169,7 @@ enum Slot {
     /// A typed column at this SELECT position.
     Column(usize, FieldType),
     /// A key of a JSON column; the column's index in `json_columns`.
-    Json(usize),
+    Json,
     /// Not a field of this table: always NULL.
     Missing,
 }
@@ -179,20 +195,25 @@ impl ReadPlan {
             let slot = match dialect.locate(field) {
                 Some(Location::Column(name, ty)) => {
                     let quoted = format!("\"{name}\"");
-                    let pos = plan.select.iter().position(|s| *s == quoted).unwrap_or_else(|| {
-                        plan.select.push(quoted);
-                        plan.select.len() - 1
-                    });
+                    let pos = plan
+                        .select
+                        .iter()
+                        .position(|s| *s == quoted)
+                        .unwrap_or_else(|| {
+                            plan.select.push(quoted);
+                            plan.select.len() - 1
+                        });
                     Slot::Column(pos, ty)
                 }
                 Some(Location::Json(column, key)) => {
                     let j = *json_index.entry(column).or_insert_with(|| {
                         plan.select.push(format!("\"{column}\""));
-                        plan.json_columns.push((plan.select.len() - 1, HashMap::new()));
+                        plan.json_columns
+                            .push((plan.select.len() - 1, HashMap::new()));
                         plan.json_columns.len() - 1
                     });
                     plan.json_columns[j].1.insert(key.to_owned(), out);
-                    Slot::Json(j)
+                    Slot::Json
                 }
                 None => Slot::Missing,
             };
@@ -208,14 +229,18 @@ impl ReadPlan {
         for (i, slot) in self.slots.iter().enumerate() {
             out[i] = match slot {
                 Slot::Column(pos, ty) => column_value(row.get_ref(*pos)?, *ty),
-                Slot::Json(_) | Slot::Missing => Value::Null,
+                Slot::Json | Slot::Missing => Value::Null,
             };
         }
         for (pos, wanted) in &self.json_columns {
             if let ValueRef::Text(bytes) = row.get_ref(*pos)? {
                 let mut de = serde_json::Deserializer::from_slice(bytes);
                 // A malformed document yields NULLs for its fields rather than failing the run.
-                let _ = DocSeed { wanted, out: &mut *out }.deserialize(&mut de);
+                let _ = DocSeed {
+                    wanted,
+                    out: &mut *out,
+                }
+                .deserialize(&mut de);
             }
         }
         Ok(())
@@ -322,7 +347,9 @@ impl<'de> de::Deserialize<'de> for CellSeed {
             }
             fn visit_u64<E>(self, v: u64) -> Result<CellSeed, E> {
                 Ok(CellSeed(
-                    i64::try_from(v).map(Value::Int).unwrap_or(Value::Float(v as f64)),
+                    i64::try_from(v)
+                        .map(Value::Int)
+                        .unwrap_or(Value::Float(v as f64)),
                 ))
             }
             fn visit_f64<E>(self, v: f64) -> Result<CellSeed, E> {
@@ -381,7 +408,8 @@ fn money_units(d: Option<Decimal>) -> Result<Option<i64>, Error> {
                 "amount `{d}` has more than {MONEY_SCALE} decimal places"
             )));
         }
-        i64::try_from(scaled).map_err(|_| Error::InvalidRecord(format!("amount `{d}` is too large")))
+        i64::try_from(scaled)
+            .map_err(|_| Error::InvalidRecord(format!("amount `{d}` is too large")))
     })
     .transpose()
 }
@@ -451,7 +479,11 @@ impl LeadStore for SqliteStore {
                     fields.push(f);
                 }
             }
-            index = fields.iter().enumerate().map(|(i, f)| (f.clone(), i)).collect();
+            index = fields
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.clone(), i))
+                .collect();
         }
         let plan = ReadPlan::new(query.table, &fields);
         let sql = format!(
@@ -499,9 +531,11 @@ impl LeadStore for SqliteStore {
             Self::table_name(query.table),
             where_sql
         );
-        let n: i64 = self
-            .conn
-            .query_row(&sql, params_from_iter(params.iter().map(Param)), |r| r.get(0))?;
+        let n: i64 =
+            self.conn
+                .query_row(&sql, params_from_iter(params.iter().map(Param)), |r| {
+                    r.get(0)
+                })?;
         Ok(n.max(0) as u64)
     }
 
@@ -536,7 +570,10 @@ impl LeadStore for SqliteStore {
         let dialect = Self::dialect(query.table);
         let field_sql = |name: &str| -> Result<(String, FieldType), Error> {
             if name == "margin" {
-                return Ok(("(coalesce(revenue, 0) - coalesce(cost, 0))".into(), FieldType::Money));
+                return Ok((
+                    "(coalesce(revenue, 0) - coalesce(cost, 0))".into(),
+                    FieldType::Money,
+                ));
             }
             dialect
                 .field(name)
@@ -566,7 +603,10 @@ impl LeadStore for SqliteStore {
                     match (pushed, rest) {
                         (Some(p), None) => {
                             aggregate_params.extend(p.params);
-                            (format!("sum(CASE WHEN {} THEN 1 ELSE 0 END)", p.sql), FieldType::Int)
+                            (
+                                format!("sum(CASE WHEN {} THEN 1 ELSE 0 END)", p.sql),
+                                FieldType::Int,
+                            )
                         }
                         _ => {
                             return Err(Error::Consumer(format!(
@@ -574,6 +614,10 @@ impl LeadStore for SqliteStore {
                             )));
                         }
                     }
+                }
+                Aggregate::CountOf(f) => {
+                    let (sql, _) = field_sql(f)?;
+                    (format!("count({sql})"), FieldType::Int)
                 }
                 Aggregate::Sum(f) => {
                     let (sql, ty) = field_sql(f)?;
@@ -628,7 +672,10 @@ impl LeadStore for SqliteStore {
             for lead in leads {
                 let created = lead.created_at.timestamp_millis();
                 for key in lead.doc.keys() {
-                    if !catalog.0.contains_key(key) || catalog.0[key].1 < created || catalog.0[key].0 > created {
+                    if !catalog.0.contains_key(key)
+                        || catalog.0[key].1 < created
+                        || catalog.0[key].0 > created
+                    {
                         catalog.see(key.clone(), created);
                     }
                 }
@@ -669,7 +716,8 @@ impl LeadStore for SqliteStore {
                         catalog.see(format!("{prefix}.{key}"), at);
                     }
                 }
-                let json = |m| serde_json::to_string(m).map_err(|e| Error::InvalidRecord(e.to_string()));
+                let json =
+                    |m| serde_json::to_string(m).map_err(|e| Error::InvalidRecord(e.to_string()));
                 stmt.execute(rusqlite::params![
                     event.id,
                     event.kind,

@@ -1,0 +1,74 @@
+//! `to = "local"`: a directory on this machine. Relative paths resolve against
+//! `[defaults] output_dir`. Each file is copied to a temporary name beside its target, synced,
+//! then renamed over it, so a reader never sees half a file.
+
+use super::{Delivered, Destination, Error, Upload};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The local destination.
+#[derive(Debug, Clone)]
+pub struct LocalDestination {
+    root: PathBuf,
+}
+
+impl LocalDestination {
+    /// Files go under `root` unless their path is absolute.
+    pub fn new(root: &Path) -> LocalDestination {
+        LocalDestination {
+            root: root.to_path_buf(),
+        }
+    }
+
+    /// Where a key lands.
+    pub fn target(&self, key: &str) -> Result<PathBuf, Error> {
+        let relative = crate::template::confine(key, true)?;
+        Ok(if relative.is_absolute() {
+            relative
+        } else {
+            self.root.join(relative)
+        })
+    }
+}
+
+impl Destination for LocalDestination {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    fn put(&self, upload: &Upload<'_>) -> Result<Delivered, Error> {
+        let target = self.target(upload.key)?;
+        let io = |source| Error::Io {
+            path: target.clone(),
+            source,
+        };
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let file_name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temp =
+            target.with_file_name(format!(".{file_name}.exportd-{}.tmp", std::process::id()));
+        let result = (|| {
+            let mut reader = std::fs::File::open(upload.file)?;
+            let mut writer = std::fs::File::create(&temp)?;
+            std::io::copy(&mut reader, &mut writer)?;
+            writer.flush()?;
+            writer.sync_all()?;
+            std::fs::rename(&temp, &target)
+        })();
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&temp);
+            return Err(io(e));
+        }
+        Ok(Delivered {
+            destination: self.kind().to_owned(),
+            key: target.to_string_lossy().into_owned(),
+            bytes: upload.bytes,
+            sha256: upload.sha256.to_owned(),
+            delivered_at: chrono::Utc::now(),
+        })
+    }
+}

@@ -1,0 +1,870 @@
+//! One run of one export, end to end:
+//! plan (nominal time → window) → store query → field selection and masks → encoder →
+//! compression → chunker → staged parts + manifest → destinations.
+//!
+//! Rows stream: the store hands over one row at a time, the encoder writes it into the open
+//! part, and compression runs on worker threads. Nothing holds the result set.
+
+use crate::chunk::{Chunker, Limits, StagedPart};
+use crate::compress::{self, Compression};
+use crate::config::export::{
+    CompressionKind, DeliverDef, FormatKind, Kind, LineEnding as LineEndingDef, SplitBy,
+    SummaryRecords, TimeFieldDef,
+};
+use crate::config::{ExportSpec, Metric, load::Loaded};
+use crate::deliver::{self, Delivered, Upload};
+use crate::fields::{Masker, Selection};
+use crate::format::{self, CsvOptions, FormatOptions, LineEnding, XmlOptions};
+use crate::schedule::Window;
+use crate::store::{self, Aggregate, LeadStore, Query, SummaryQuery, Table, TimeField};
+use crate::template::{self, RunVars};
+use crate::value::Value;
+use chrono::{DateTime, Datelike, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Name of the manifest written after the parts.
+pub const MANIFEST_NAME: &str = "_manifest.json";
+/// Name of the optional success marker written last.
+pub const SUCCESS_MARKER: &str = "_SUCCESS";
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// The column selection is empty or ambiguous.
+    #[error(transparent)]
+    Fields(#[from] crate::fields::Error),
+    /// Writing a staged part failed.
+    #[error("staging in `{dir}` failed: {source}; check free space and permissions")]
+    Staging {
+        /// The staging directory.
+        dir: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// A destination refused a part.
+    #[error("delivery to `{destination}` failed: {source}")]
+    Deliver {
+        /// The destination kind.
+        destination: &'static str,
+        /// The error.
+        source: deliver::Error,
+    },
+    /// A secret reference could not be resolved.
+    #[error(transparent)]
+    Secret(#[from] crate::config::secret::Error),
+    /// A path template failed to render.
+    #[error(transparent)]
+    Template(#[from] template::Error),
+    /// The definition asks for something this build cannot do.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Where runs stage and deliver files, resolved from exportd.toml.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// Root of `to = "local"` paths.
+    pub output_dir: PathBuf,
+    /// Where parts are staged before delivery.
+    pub staging_dir: PathBuf,
+    /// URL of the lead store.
+    pub store_url: String,
+    /// Directory the store URL's relative path resolves against.
+    pub base_dir: PathBuf,
+}
+
+impl Environment {
+    /// The environment a loaded configuration describes.
+    pub fn from_loaded(loaded: &Loaded) -> Environment {
+        Environment {
+            output_dir: loaded.resolve(&loaded.daemon.defaults.output_dir),
+            staging_dir: loaded.resolve(&loaded.daemon.defaults.staging_dir),
+            store_url: loaded.daemon.store.url.clone(),
+            base_dir: loaded.base_dir.clone(),
+        }
+    }
+
+    /// Opens the lead store.
+    pub fn open_store(&self) -> Result<Box<dyn LeadStore>, store::Error> {
+        store::open(&self.store_url, &self.base_dir)
+    }
+}
+
+/// What one run exports: its nominal time and window.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    /// When the schedule fired (or the time asked for).
+    pub nominal: DateTime<Utc>,
+    /// The records' time range.
+    pub window: Window,
+}
+
+impl RunPlan {
+    /// The plan for a nominal time, the window derived from it in the export's zone.
+    pub fn at(
+        spec: &ExportSpec,
+        nominal: DateTime<Utc>,
+        watermark: Option<DateTime<Utc>>,
+    ) -> RunPlan {
+        RunPlan {
+            nominal,
+            window: spec.window.window_for(nominal, spec.timezone, watermark),
+        }
+    }
+
+    /// Stable identifier of the run.
+    pub fn run_id(&self) -> String {
+        template::run_id(self.nominal)
+    }
+}
+
+/// The manifest of a run, written as `_manifest.json` after the parts.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Manifest {
+    /// Export name.
+    pub export: String,
+    /// Run id.
+    pub run_id: String,
+    /// Nominal time, RFC 3339.
+    pub nominal_time: String,
+    /// Window start (absent for `all`), RFC 3339.
+    pub window_start: Option<String>,
+    /// Window end, RFC 3339.
+    pub window_end: String,
+    /// Column names, in order.
+    pub columns: Vec<String>,
+    /// Parts, in order.
+    pub parts: Vec<ManifestPart>,
+    /// Total rows.
+    pub total_rows: u64,
+    /// Total bytes of the parts.
+    pub total_bytes: u64,
+    /// Version of exportd that wrote the files.
+    pub exportd_version: String,
+}
+
+/// One part in the manifest.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ManifestPart {
+    /// File name as delivered.
+    pub name: String,
+    /// Rows.
+    pub rows: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// SHA-256, hex.
+    pub sha256: String,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunReport {
+    /// Export name.
+    pub export: String,
+    /// Run id.
+    pub run_id: String,
+    /// Rows exported.
+    pub rows: u64,
+    /// Bytes staged (all parts).
+    pub bytes: u64,
+    /// The parts.
+    pub parts: Vec<StagedPart>,
+    /// Every object delivered, manifests included.
+    pub deliveries: Vec<Delivered>,
+    /// Wall time.
+    pub elapsed_ms: u64,
+    /// The manifest.
+    pub manifest: Manifest,
+}
+
+/// Format options from the definition.
+pub fn format_options(spec: &ExportSpec) -> Result<FormatOptions, Error> {
+    let f = &spec.def.format;
+    let csv = |tab: bool| CsvOptions {
+        header: f.header,
+        delimiter: f
+            .delimiter
+            .map(|c| c as u8)
+            .unwrap_or(if tab { b'\t' } else { b',' }),
+        quote: f.quote.map(|c| c as u8).unwrap_or(b'"'),
+        escape: f
+            .escape
+            .map(|c| c as u8)
+            .unwrap_or(f.quote.map(|c| c as u8).unwrap_or(b'"')),
+        line_ending: match f.line_ending {
+            LineEndingDef::Lf => LineEnding::Lf,
+            LineEndingDef::Crlf => LineEnding::CrLf,
+        },
+        null: f.null.clone().unwrap_or_default(),
+        excel: f.excel,
+    };
+    Ok(match f.kind {
+        FormatKind::Csv => FormatOptions::Csv(csv(false)),
+        FormatKind::Tsv => FormatOptions::Tsv(csv(true)),
+        FormatKind::Json => FormatOptions::Json { pretty: f.pretty },
+        FormatKind::Ndjson => FormatOptions::Ndjson,
+        FormatKind::Xml => FormatOptions::Xml(XmlOptions {
+            root: f
+                .root_element
+                .clone()
+                .unwrap_or_else(|| XmlOptions::default().root),
+            row: f
+                .row_element
+                .clone()
+                .unwrap_or_else(|| XmlOptions::default().row),
+        }),
+        FormatKind::Parquet => {
+            return Err(Error::Unsupported(
+                "`parquet` is not available in this build yet".into(),
+            ));
+        }
+    })
+}
+
+/// Compression from the definition (resolves the archive password).
+pub fn compression(spec: &ExportSpec) -> Result<Compression, Error> {
+    let f = &spec.def.format;
+    let password = f.password.as_ref().map(|p| p.resolve()).transpose()?;
+    let password = password.map(|p| p.expose().to_owned());
+    Ok(match f.compression {
+        CompressionKind::None => Compression::None,
+        CompressionKind::Gzip => Compression::Gzip {
+            level: f.level.unwrap_or(compress::DEFAULT_GZIP_LEVEL),
+        },
+        CompressionKind::Zstd => Compression::Zstd {
+            level: f
+                .level
+                .map(|l| l as i32)
+                .unwrap_or(compress::DEFAULT_ZSTD_LEVEL),
+        },
+        CompressionKind::Zip => Compression::Zip { password },
+        CompressionKind::TarGz => Compression::TarGz {
+            level: f.level.unwrap_or(compress::DEFAULT_GZIP_LEVEL),
+        },
+        CompressionKind::SevenZ => Compression::SevenZ { password },
+    })
+}
+
+/// File extension of a part: format plus compression (`ndjson.gz`).
+pub fn part_extension(format: &FormatOptions, compression: &Compression) -> String {
+    match compression.extension() {
+        Some(c) => format!("{}.{c}", format.extension()),
+        None => format.extension().to_owned(),
+    }
+}
+
+/// The store query of a leads/events export (without fields).
+pub fn base_query(spec: &ExportSpec, plan: &RunPlan) -> Query {
+    Query {
+        table: match spec.def.kind {
+            Kind::Events => Table::Events,
+            Kind::Summary
+                if spec
+                    .def
+                    .summary
+                    .as_ref()
+                    .is_some_and(|s| s.records == SummaryRecords::Events) =>
+            {
+                Table::Events
+            }
+            _ => Table::Leads,
+        },
+        time_field: match spec.def.time_field {
+            TimeFieldDef::CreatedAt => TimeField::Created,
+            TimeFieldDef::UpdatedAt => TimeField::Updated,
+        },
+        start: plan.window.start,
+        end: plan.window.end,
+        filter: spec.filter.clone(),
+        fields: Vec::new(),
+    }
+}
+
+/// The field the window and `split_by` read.
+fn time_field_name(query: &Query) -> &'static str {
+    match query.time_field {
+        TimeField::Created => "created_at",
+        TimeField::Updated => "updated_at",
+    }
+}
+
+/// The start of the local day or ISO week containing `t`.
+fn period_start(t: DateTime<Utc>, split: SplitBy, tz: Tz) -> DateTime<Utc> {
+    let local = t.with_timezone(&tz).date_naive();
+    let day = match split {
+        SplitBy::Day => local,
+        SplitBy::Week => {
+            local - chrono::Days::new(u64::from(local.weekday().num_days_from_monday()))
+        }
+    };
+    crate::schedule::local_midnight(day, tz).unwrap_or(t)
+}
+
+/// Runs one export: extract, encode, stage, deliver. `progress` is called now and then with
+/// rows and bytes so far.
+pub fn run_once(
+    env: &Environment,
+    spec: &ExportSpec,
+    plan: &RunPlan,
+    store: &dyn LeadStore,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RunReport, Error> {
+    let started = Instant::now();
+    let run_id = plan.run_id();
+    let format = format_options(spec)?;
+    let compression = compression(spec)?;
+    let extension = part_extension(&format, &compression);
+    let hash_key = spec
+        .def
+        .fields
+        .hash_key
+        .as_ref()
+        .map(|k| k.resolve())
+        .transpose()?;
+    let masker = Masker::new(hash_key);
+    let staging = env.staging_dir.join(&spec.name).join(&run_id);
+    let staging_err = |source| Error::Staging {
+        dir: staging.clone(),
+        source,
+    };
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(staging_err)?;
+    }
+    std::fs::create_dir_all(&staging).map_err(staging_err)?;
+    let limits = Limits {
+        max_rows: spec.def.chunk.max_rows,
+        max_bytes: spec.def.chunk.max_bytes.map(|b| b.bytes()),
+    };
+
+    let mut query = base_query(spec, plan);
+    let (columns, parts, rows) = if spec.def.kind == Kind::Summary {
+        let (columns, rows) = summarize(spec, &query, store)?;
+        let mut chunker = Chunker::new(
+            format::encoder(&format, &columns),
+            compression.clone(),
+            limits,
+            &staging,
+            &extension,
+        );
+        for row in &rows {
+            chunker.write_row(row, None).map_err(staging_err)?;
+        }
+        let parts = chunker.finish().map_err(staging_err)?;
+        (columns, parts, rows.len() as u64)
+    } else {
+        let available = store.available_fields(query.table, query.start, query.end)?;
+        let selection = Selection::new(&available, &spec.def.fields, &spec.computed)?;
+        let columns = selection.header();
+        let split = spec.def.chunk.split_by;
+        query.fields = selection.source_fields.clone();
+        let time_index = split.map(|_| {
+            let name = time_field_name(&query);
+            query
+                .fields
+                .iter()
+                .position(|f| f == name)
+                .unwrap_or_else(|| {
+                    query.fields.push(name.to_owned());
+                    query.fields.len() - 1
+                })
+        });
+        let mut chunker = Chunker::new(
+            format::encoder(&format, &columns),
+            compression.clone(),
+            limits,
+            &staging,
+            &extension,
+        );
+        let mut out = Vec::with_capacity(columns.len());
+        let mut io_error = None;
+        let mut count = 0u64;
+        store.stream(&query, &mut |source| {
+            selection.project(source, &masker, &mut out);
+            let period = match (split, time_index.and_then(|i| source.get(i))) {
+                (Some(s), Some(Value::Timestamp(t))) => Some(period_start(*t, s, spec.timezone)),
+                _ => None,
+            };
+            if let Err(e) = chunker.write_row(&out, period) {
+                io_error = Some(e);
+                return Ok(false);
+            }
+            count += 1;
+            if count % 65_536 == 0 {
+                progress(count, chunker.bytes_so_far());
+            }
+            Ok(true)
+        })?;
+        if let Some(e) = io_error {
+            return Err(staging_err(e));
+        }
+        let parts = chunker.finish().map_err(staging_err)?;
+        (columns, parts, count)
+    };
+    let bytes: u64 = parts.iter().map(|p| p.bytes).sum();
+    progress(rows, bytes);
+
+    let deliveries = deliver_all(env, spec, plan, &parts, &extension, &columns, &staging)?;
+    let manifest = manifest(
+        spec,
+        plan,
+        &columns,
+        &parts,
+        &part_names(spec, plan, &parts, &extension)?,
+    );
+    // Staged files are removed only after every destination has them.
+    let _ = std::fs::remove_dir_all(&staging);
+    Ok(RunReport {
+        export: spec.name.clone(),
+        run_id,
+        rows,
+        bytes,
+        parts,
+        deliveries,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        manifest,
+    })
+}
+
+/// Template values of one part (a split part takes its own day as `date`).
+fn part_vars(spec: &ExportSpec, plan: &RunPlan, part: &StagedPart, extension: &str) -> RunVars {
+    let start = part.period_start.or(plan.window.start);
+    RunVars::new(
+        &spec.name,
+        plan.nominal,
+        start,
+        plan.window.end,
+        spec.timezone,
+        part.number,
+        extension,
+    )
+}
+
+/// File names of the parts as the first path-bearing destination names them.
+fn part_names(
+    spec: &ExportSpec,
+    plan: &RunPlan,
+    parts: &[StagedPart],
+    extension: &str,
+) -> Result<Vec<String>, Error> {
+    let template = spec.destinations.iter().find_map(|d| d.path.clone());
+    parts
+        .iter()
+        .map(|p| match &template {
+            Some(t) => {
+                let rendered = t.render(&part_vars(spec, plan, p, extension))?;
+                Ok(rendered.rsplit('/').next().unwrap_or(&rendered).to_owned())
+            }
+            None => Ok(Chunker::part_file_name(p.number, extension)),
+        })
+        .collect()
+}
+
+fn manifest(
+    spec: &ExportSpec,
+    plan: &RunPlan,
+    columns: &[String],
+    parts: &[StagedPart],
+    names: &[String],
+) -> Manifest {
+    Manifest {
+        export: spec.name.clone(),
+        run_id: plan.run_id(),
+        nominal_time: plan.nominal.to_rfc3339(),
+        window_start: plan.window.start.map(|s| s.to_rfc3339()),
+        window_end: plan.window.end.to_rfc3339(),
+        columns: columns.to_vec(),
+        parts: parts
+            .iter()
+            .zip(names)
+            .map(|(p, name)| ManifestPart {
+                name: name.clone(),
+                rows: p.rows,
+                bytes: p.bytes,
+                sha256: p.sha256.clone(),
+            })
+            .collect(),
+        total_rows: parts.iter().map(|p| p.rows).sum(),
+        total_bytes: parts.iter().map(|p| p.bytes).sum(),
+        exportd_version: env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}
+
+fn deliver_all(
+    env: &Environment,
+    spec: &ExportSpec,
+    plan: &RunPlan,
+    parts: &[StagedPart],
+    extension: &str,
+    columns: &[String],
+    staging: &Path,
+) -> Result<Vec<Delivered>, Error> {
+    let mut delivered = Vec::new();
+    let names = part_names(spec, plan, parts, extension)?;
+    let manifest = manifest(spec, plan, columns, parts, &names);
+    let manifest_path = staging.join(MANIFEST_NAME);
+    let manifest_text = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+    std::fs::write(&manifest_path, &manifest_text).map_err(|source| Error::Staging {
+        dir: staging.to_path_buf(),
+        source,
+    })?;
+    let manifest_sha =
+        crate::chunk::sha256_file(&manifest_path).map_err(|source| Error::Staging {
+            dir: staging.to_path_buf(),
+            source,
+        })?;
+    let marker_path = staging.join(SUCCESS_MARKER);
+    if spec.def.manifest.success_marker {
+        std::fs::write(&marker_path, b"").map_err(|source| Error::Staging {
+            dir: staging.to_path_buf(),
+            source,
+        })?;
+    }
+    for dest in &spec.destinations {
+        let kind = dest.def.kind_name();
+        let fail = |source| Error::Deliver {
+            destination: kind,
+            source,
+        };
+        let destination = deliver::build(&dest.def, &env.output_dir).map_err(fail)?;
+        let Some(template) = &dest.path else {
+            return Err(Error::Unsupported(format!(
+                "`to = \"{kind}\"` without a path"
+            )));
+        };
+        let mut first_key = None;
+        for part in parts {
+            let key = template.render_path(
+                &part_vars(spec, plan, part, extension),
+                matches!(dest.def, DeliverDef::Local(_) | DeliverDef::Sftp(_)),
+            )?;
+            first_key.get_or_insert_with(|| key.clone());
+            delivered.push(
+                destination
+                    .put(&Upload {
+                        file: &part.path,
+                        key: &key,
+                        bytes: part.bytes,
+                        sha256: &part.sha256,
+                    })
+                    .map_err(fail)?,
+            );
+        }
+        // The manifest (then the marker) goes last, beside the first part.
+        let dir = first_key
+            .as_deref()
+            .and_then(|k| k.rsplit_once('/').map(|(d, _)| d.to_owned()));
+        let beside = |name: &str| match &dir {
+            Some(d) => format!("{d}/{name}"),
+            None => name.to_owned(),
+        };
+        if spec.def.manifest.enabled {
+            let key = beside(MANIFEST_NAME);
+            delivered.push(
+                destination
+                    .put(&Upload {
+                        file: &manifest_path,
+                        key: &key,
+                        bytes: manifest_text.len() as u64,
+                        sha256: &manifest_sha,
+                    })
+                    .map_err(fail)?,
+            );
+        }
+        if spec.def.manifest.success_marker {
+            let key = beside(SUCCESS_MARKER);
+            delivered.push(
+                destination
+                    .put(&Upload {
+                        file: &marker_path,
+                        key: &key,
+                        bytes: 0,
+                        sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                    })
+                    .map_err(fail)?,
+            );
+        }
+    }
+    Ok(delivered)
+}
+
+/// A summary: SQL GROUP BY over 15-minute buckets (so zones with :30 and :45 offsets work),
+/// merged in Rust into the export's local days, hours, weeks or months.
+fn summarize(
+    spec: &ExportSpec,
+    query: &Query,
+    store: &dyn LeadStore,
+) -> Result<(Vec<String>, Vec<Vec<Value>>), Error> {
+    let Some(def) = &spec.def.summary else {
+        return Err(Error::Unsupported(
+            "`kind = \"summary\"` needs [summary]".into(),
+        ));
+    };
+    const TIME_KEYS: [&str; 4] = ["date", "hour", "week", "month"];
+    let time_keys: Vec<&str> = def
+        .group_by
+        .iter()
+        .map(String::as_str)
+        .filter(|k| TIME_KEYS.contains(k))
+        .collect();
+    let field_keys: Vec<String> = def
+        .group_by
+        .iter()
+        .filter(|k| !TIME_KEYS.contains(&k.as_str()))
+        .map(|k| {
+            if k == "buyer" {
+                "recipient".to_owned()
+            } else {
+                k.clone()
+            }
+        })
+        .collect();
+    // Each metric maps to one or two SQL aggregates.
+    let mut aggregates = Vec::new();
+    let mut slots = Vec::new();
+    for text in def.metrics.values() {
+        let metric = Metric::parse(text).map_err(Error::Unsupported)?;
+        let first = aggregates.len();
+        match &metric {
+            Metric::Count => aggregates.push(Aggregate::Count(None)),
+            Metric::CountWhere(e) => aggregates.push(Aggregate::Count(Some(e.clone()))),
+            Metric::Sum(f) => aggregates.push(Aggregate::Sum(f.clone())),
+            Metric::Min(f) => aggregates.push(Aggregate::Min(f.clone())),
+            Metric::Max(f) => aggregates.push(Aggregate::Max(f.clone())),
+            Metric::Avg(f) => {
+                aggregates.push(Aggregate::Sum(f.clone()));
+                aggregates.push(Aggregate::CountOf(f.clone()));
+            }
+        }
+        slots.push((metric, first));
+    }
+    let bucketed = !time_keys.is_empty();
+    let summary = SummaryQuery {
+        query: query.clone(),
+        keys: field_keys.clone(),
+        aggregates: aggregates.clone(),
+        bucket_seconds: bucketed.then_some(900),
+    };
+    let tz = spec.timezone;
+    let mut groups: BTreeMap<Vec<String>, (Vec<Value>, Vec<Value>)> = BTreeMap::new();
+    store.summarize(&summary, &mut |row| {
+        let (time, rest) = if bucketed {
+            (row.first(), &row[1..])
+        } else {
+            (None, row)
+        };
+        let mut key_text = Vec::new();
+        let mut key_values = Vec::new();
+        if let Some(Value::Timestamp(t)) = time {
+            let local = t.with_timezone(&tz);
+            for k in &time_keys {
+                let v = match *k {
+                    "date" => local.format("%Y-%m-%d").to_string(),
+                    "hour" => local.format("%Y-%m-%dT%H:00").to_string(),
+                    "week" => {
+                        let w = local.iso_week();
+                        format!("{}-W{:02}", w.year(), w.week())
+                    }
+                    _ => local.format("%Y-%m").to_string(),
+                };
+                key_text.push(v.clone());
+                key_values.push(Value::Text(v));
+            }
+        }
+        for v in &rest[..field_keys.len()] {
+            key_text.push(v.to_string());
+            key_values.push(v.clone());
+        }
+        let values = &rest[field_keys.len()..];
+        let entry = groups
+            .entry(key_text)
+            .or_insert_with(|| (key_values, vec![Value::Null; values.len()]));
+        for (i, (acc, v)) in entry.1.iter_mut().zip(values).enumerate() {
+            *acc = merge(&aggregates[i], acc, v);
+        }
+        Ok(())
+    })?;
+    let mut columns: Vec<String> = time_keys.iter().map(|k| (*k).to_owned()).collect();
+    columns.extend(
+        def.group_by
+            .iter()
+            .filter(|k| !TIME_KEYS.contains(&k.as_str()))
+            .cloned(),
+    );
+    columns.extend(def.metrics.keys().cloned());
+    let rows = groups
+        .into_values()
+        .map(|(mut keys, accs)| {
+            for (metric, first) in &slots {
+                keys.push(match metric {
+                    Metric::Avg(_) => average(&accs[*first], &accs[first + 1]),
+                    Metric::Count | Metric::CountWhere(_) => match &accs[*first] {
+                        Value::Null => Value::Int(0),
+                        v => v.clone(),
+                    },
+                    _ => accs[*first].clone(),
+                });
+            }
+            keys
+        })
+        .collect();
+    Ok((columns, rows))
+}
+
+fn as_decimal(v: &Value) -> Option<Decimal> {
+    match v {
+        Value::Int(i) => Some(Decimal::from(*i)),
+        Value::Decimal(d) => Some(*d),
+        Value::Float(f) => Decimal::try_from(*f).ok(),
+        _ => None,
+    }
+}
+
+/// Combines one bucket's aggregate into the group's.
+fn merge(aggregate: &Aggregate, acc: &Value, v: &Value) -> Value {
+    if acc.is_null() {
+        return v.clone();
+    }
+    if v.is_null() {
+        return acc.clone();
+    }
+    match aggregate {
+        Aggregate::Count(_) | Aggregate::CountOf(_) | Aggregate::Sum(_) => match (acc, v) {
+            (Value::Int(a), Value::Int(b)) => Value::Int(a + b),
+            _ => match (as_decimal(acc), as_decimal(v)) {
+                (Some(a), Some(b)) => Value::Decimal(a + b),
+                _ => acc.clone(),
+            },
+        },
+        Aggregate::Min(_) | Aggregate::Max(_) => {
+            let less = match (as_decimal(acc), as_decimal(v)) {
+                (Some(a), Some(b)) => b < a,
+                _ => v.to_string() < acc.to_string(),
+            };
+            let take_v = matches!(aggregate, Aggregate::Min(_)) == less;
+            if take_v { v.clone() } else { acc.clone() }
+        }
+    }
+}
+
+fn average(sum: &Value, count: &Value) -> Value {
+    match (as_decimal(sum), as_decimal(count)) {
+        (Some(s), Some(c)) if !c.is_zero() => Value::Decimal((s / c).round_dp(4)),
+        _ => Value::Null,
+    }
+}
+
+/// What a dry run reports: the query, the rows and an estimate of the output.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Estimate {
+    /// The statement.
+    pub sql: String,
+    /// Its parameters, as text.
+    pub params: Vec<String>,
+    /// The part of the filter evaluated in Rust.
+    pub residual_filter: Option<String>,
+    /// Rows the run would export.
+    pub rows: u64,
+    /// Rows encoded to measure the size.
+    pub sample_rows: u64,
+    /// Bytes per row after compression, measured on the sample.
+    pub bytes_per_row: f64,
+    /// Estimated bytes of the run.
+    pub bytes: u64,
+    /// Estimated number of parts.
+    pub parts: u64,
+}
+
+/// Rows encoded and compressed to estimate a run's size.
+const SAMPLE_ROWS: u64 = 5_000;
+
+/// Counts the rows and measures a sample, writing nothing outside a scratch directory.
+pub fn estimate(
+    env: &Environment,
+    spec: &ExportSpec,
+    plan: &RunPlan,
+    store: &dyn LeadStore,
+) -> Result<Estimate, Error> {
+    let mut query = base_query(spec, plan);
+    let format = format_options(spec)?;
+    let compression = compression(spec)?;
+    let extension = part_extension(&format, &compression);
+    let scratch = env
+        .staging_dir
+        .join(format!(".estimate-{}", std::process::id()));
+    let staging_err = |source| Error::Staging {
+        dir: scratch.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&scratch).map_err(staging_err)?;
+    let (rows, sample_rows, sample_bytes) = if spec.def.kind == Kind::Summary {
+        let (_, rows) = summarize(spec, &query, store)?;
+        (rows.len() as u64, 0, 0)
+    } else {
+        let available = store.available_fields(query.table, query.start, query.end)?;
+        let selection = Selection::new(&available, &spec.def.fields, &spec.computed)?;
+        query.fields = selection.source_fields.clone();
+        let rows = store.count(&query)?;
+        let mut chunker = Chunker::new(
+            format::encoder(&format, &selection.header()),
+            compression,
+            Limits::default(),
+            &scratch,
+            &extension,
+        );
+        let masker = Masker::new(None);
+        let mut out = Vec::new();
+        let mut sampled = 0;
+        let mut failed = None;
+        store.stream(&query, &mut |source| {
+            selection.project(source, &masker, &mut out);
+            if let Err(e) = chunker.write_row(&out, None) {
+                failed = Some(e);
+                return Ok(false);
+            }
+            sampled += 1;
+            Ok(sampled < SAMPLE_ROWS)
+        })?;
+        if let Some(e) = failed {
+            return Err(staging_err(e));
+        }
+        let parts = chunker.finish().map_err(staging_err)?;
+        (rows, sampled, parts.iter().map(|p| p.bytes).sum::<u64>())
+    };
+    let _ = std::fs::remove_dir_all(&scratch);
+    let bytes_per_row = if sample_rows > 0 {
+        sample_bytes as f64 / sample_rows as f64
+    } else {
+        0.0
+    };
+    let bytes = (bytes_per_row * rows as f64).round() as u64;
+    let by_rows = spec.def.chunk.max_rows.map(|m| rows.div_ceil(m.max(1)));
+    let by_bytes = spec
+        .def
+        .chunk
+        .max_bytes
+        .map(|m| bytes.div_ceil(m.bytes().max(1)));
+    let parts = by_rows
+        .into_iter()
+        .chain(by_bytes)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let explained = store.explain(&query);
+    Ok(Estimate {
+        sql: explained.sql,
+        params: explained.params.iter().map(|p| format!("{p:?}")).collect(),
+        residual_filter: explained.residual,
+        rows,
+        sample_rows,
+        bytes_per_row,
+        bytes,
+        parts,
+    })
+}
