@@ -9,6 +9,7 @@ pub mod chunk;
 pub mod cli;
 pub mod compress;
 pub mod config;
+pub mod daemon;
 pub mod deliver;
 pub mod fields;
 pub mod filter;

@@ -8,6 +8,7 @@ mod dry_run;
 mod export;
 mod ingest;
 mod plan;
+mod run;
 mod schema;
 mod validate;
 
@@ -46,6 +47,8 @@ pub enum OutputFormat {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: schedule every export, reload on change or SIGHUP.
+    Run(run::Args),
     /// Check definitions and the daemon config; exit 1 on any error.
     Validate(validate::Args),
     /// Print the JSON Schema of export definitions (or of exportd.toml with --daemon).
@@ -64,6 +67,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let paths = exportd_paths(&cli);
     match cli.command {
+        Command::Run(args) => run::cmd(&paths, args),
         Command::Validate(args) => validate::cmd(&paths, args),
         Command::Schema(args) => schema::cmd(args),
         Command::Plan(args) => plan::cmd(&paths, args),
@@ -83,17 +87,14 @@ pub struct Paths {
 }
 
 fn exportd_paths(cli: &Cli) -> Paths {
-    let base = cli
-        .config
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
+    // A bare `exportd.toml` keeps paths relative (`exports.d/x.toml`, not `./exports.d/x.toml`)
+    // so diagnostics read the way operators wrote them.
+    let exports = match cli.config.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => dir.join("exports.d"),
+        None => PathBuf::from("exports.d"),
+    };
     Paths {
         config: cli.config.clone(),
-        exports: cli
-            .exports
-            .clone()
-            .unwrap_or_else(|| base.join("exports.d")),
+        exports: cli.exports.clone().unwrap_or(exports),
     }
 }

@@ -426,6 +426,59 @@ mod tests {
         assert!(err.to_string().contains("disk full"));
     }
 
+    /// An output that accepts nothing until `open` is set, like a stalled disk or network.
+    struct GateWriter {
+        open: Arc<std::sync::atomic::AtomicBool>,
+        bytes: usize,
+    }
+
+    impl Write for GateWriter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            while !self.open.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            self.bytes += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stalled_output_stops_the_producer_after_a_bounded_number_of_blocks() {
+        let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let progress = Arc::new(AtomicU64::new(0));
+        let block = 4096;
+        let workers = 2;
+        let gate = GateWriter {
+            open: Arc::clone(&open),
+            bytes: 0,
+        };
+        let mut gz = ParallelGzWriter::with_options(gate, 1, workers, block).expect("writer");
+        let input = sample(block * 50);
+        let seen = Arc::clone(&progress);
+        let producer = std::thread::spawn(move || {
+            for chunk in input.chunks(block) {
+                gz.write_all(chunk)?;
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+            gz.finish()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let accepted = progress.load(Ordering::SeqCst);
+        // One member being written, 2·workers queued behind it; the next block waits.
+        assert!(
+            accepted <= 2 * workers as u64 + 2,
+            "{accepted} blocks accepted"
+        );
+        assert!(accepted >= 1);
+        open.store(true, Ordering::SeqCst);
+        let gate = producer.join().expect("producer").expect("finish");
+        assert!(gate.bytes > 0);
+        assert_eq!(progress.load(Ordering::SeqCst), 50);
+    }
+
     #[test]
     fn writer_is_send() {
         fn assert_send<T: Send>() {}

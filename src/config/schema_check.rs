@@ -96,6 +96,11 @@ impl SchemaChecker {
                     d.help = did_you_mean(&found, choices.iter().copied());
                     out.push(d);
                 }
+                ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. }
+                    if self.is_secret(&path) && at.is_string() =>
+                {
+                    out.push(source.error_at(&path, Part::Value, LITERAL_SECRET_MESSAGE));
+                }
                 ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::AnyOf { .. } => {
                     self.explain_union(
                         instance_at(instance, &path, prefix.len()),
@@ -138,6 +143,20 @@ impl SchemaChecker {
             out.push(source.error_at(path, Part::Value, format!("invalid {}", key_name(path))));
             return;
         };
+        if let (Some(choices), Some(found)) = (self.string_choices(schema), value.as_str()) {
+            let mut d = source.error_at(
+                path,
+                Part::Value,
+                format!(
+                    "`{found}` is not a valid {}: use one of {}",
+                    key_name(path),
+                    quoted_list(&choices)
+                ),
+            );
+            d.help = did_you_mean(found, choices.iter().copied());
+            out.push(d);
+            return;
+        }
         let variants = union_variants(self.resolve(schema));
         let tag = TAG_KEYS
             .iter()
@@ -192,6 +211,30 @@ impl SchemaChecker {
             Ok(validator) => self.check_with(&validator, value, path, source, out),
             Err(e) => out.push(source.error_at(path, Part::Value, e.to_string())),
         }
+    }
+
+    /// The strings a value may take when its schema is a choice of constants (an enum, an
+    /// optional enum); `None` for any other schema.
+    fn string_choices<'s>(&'s self, schema: &'s Value) -> Option<Vec<&'s str>> {
+        let schema = self.resolve(schema);
+        if let Some(c) = schema.get("const").and_then(Value::as_str) {
+            return Some(vec![c]);
+        }
+        if let Some(items) = schema.get("enum").and_then(Value::as_array) {
+            return items.iter().map(Value::as_str).collect();
+        }
+        let variants = union_variants(schema);
+        if variants.is_empty() {
+            return None;
+        }
+        let mut choices = Vec::new();
+        for v in variants {
+            if self.resolve(v).get("type").and_then(Value::as_str) == Some("null") {
+                continue;
+            }
+            choices.extend(self.string_choices(v)?);
+        }
+        (!choices.is_empty()).then_some(choices)
     }
 
     fn variant_tag<'s>(&'s self, variant: &'s Value, tag: &str) -> Option<&'s str> {
@@ -270,7 +313,7 @@ impl SchemaChecker {
                 .and_then(Value::as_str)
                 .is_some_and(|r| r.ends_with("/SecretRef"))
         };
-        refers(schema) || union_variants(schema).into_iter().any(refers)
+        refers(schema) || union_variants(self.resolve(schema)).into_iter().any(refers)
     }
 }
 

@@ -250,10 +250,18 @@ impl Checks<'_, '_> {
             .window
             .parse::<WindowKind>()
             .map_err(|e| {
-                self.error(
+                let choices = WindowKind::ALL
+                    .iter()
+                    .map(|k| format!("`{}`", k.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let mut d = self.source.error_at(
                     &path!["window"],
-                    format!("invalid window `{}`: {e}", def.window),
-                )
+                    Part::Value,
+                    format!("unknown window `{}`: use one of {choices}", e.got),
+                );
+                d.help = e.suggestion.map(|s| format!("did you mean `{s}`?"));
+                self.diags.push(d);
             })
             .ok();
         let filter = def
@@ -453,7 +461,11 @@ impl Checks<'_, '_> {
                 self.connection(i, dest, connection);
             }
             let path = dest.path().and_then(|text| {
-                let allow_absolute = matches!(dest, DeliverDef::Local(_) | DeliverDef::Sftp(_));
+                // Webhook paths are appended to the connection's URL, so `/sync` is relative to it.
+                let allow_absolute = matches!(
+                    dest,
+                    DeliverDef::Local(_) | DeliverDef::Sftp(_) | DeliverDef::Webhook(_)
+                );
                 let at = path!["deliver", i, "path"];
                 let t = self.template(&at, text, &sample, allow_absolute)?;
                 if multi_part && !text.contains("{{part}}") && !matches!(dest, DeliverDef::Email(_)) {
@@ -543,9 +555,10 @@ impl Checks<'_, '_> {
             Some(found) if found.kind_name() != wanted => self.error(
                 &at,
                 format!(
-                    "connection `{name}` is of type `{}`, but `to = \"{}\"` needs a `{wanted}` connection",
+                    "connection `{name}` is of type `{}`, but `to = \"{}\"` needs {} `{wanted}` connection",
                     found.kind_name(),
-                    dest.kind_name()
+                    dest.kind_name(),
+                    if matches!(wanted, "s3" | "sftp" | "smtp" | "azure") { "an" } else { "a" }
                 ),
             ),
             Some(_) => {}
@@ -566,8 +579,23 @@ impl Checks<'_, '_> {
                 line,
                 message,
             }) => {
-                let column = if line == 1 { column } else { 1 };
-                self.error_in_string(at, column, format!("invalid template: {message}"));
+                let unclosed = text
+                    .rfind("{{")
+                    .filter(|open| !text[*open..].contains("}}"));
+                match unclosed {
+                    Some(open) => {
+                        let column = text[..open].chars().count() + 1;
+                        self.error_in_string(
+                            at,
+                            column,
+                            "invalid template: `{{` is not closed by `}}`",
+                        );
+                    }
+                    None => {
+                        let column = if line == 1 { column } else { 1 };
+                        self.error_in_string(at, column, format!("invalid template: {message}"));
+                    }
+                }
                 return None;
             }
             Err(e) => {
@@ -578,7 +606,13 @@ impl Checks<'_, '_> {
         match t.render(sample) {
             Ok(rendered) => {
                 if let Err(e) = template::confine(&rendered, allow_absolute) {
-                    self.error(at, e.to_string());
+                    match text.find("..") {
+                        Some(dots) => {
+                            let column = text[..dots].chars().count() + 1;
+                            self.error_in_string(at, column, e.to_string());
+                        }
+                        None => self.error(at, e.to_string()),
+                    }
                     return None;
                 }
             }

@@ -1077,6 +1077,8 @@ mod tests {
         let (mut a, mut b) = (Rng::new(7), Rng::new(7));
         for _ in 0..1000 {
             assert_eq!(a.next_u64(), b.next_u64());
+        }
+        for _ in 0..1000 {
             let r = a.range(-3, 3);
             assert!((-3..=3).contains(&r));
             let u = a.unit();

@@ -356,6 +356,9 @@ fn money(key: &str, v: &Json, line: &str) -> Result<Option<Decimal>, String> {
         text.parse::<Decimal>()
     };
     let d = parsed.map_err(|_| {
+        if text.parse::<f64>().is_ok_and(f64::is_finite) {
+            return format!("`{key}` {text} is too large for the store");
+        }
         format!("`{key}` is \"{text}\", not an amount: write a decimal number like 45.10")
     })?;
     if d.normalize().scale() > MONEY_SCALE {

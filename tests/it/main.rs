@@ -1,1 +1,4 @@
-mod placeholder {}
+//! Integration tests: each module drives the real `exportd` binary through [`util::Test`].
+
+mod util;
+mod validate;

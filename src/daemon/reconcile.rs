@@ -1,0 +1,117 @@
+//! Turns what is on disk into the set of active exports: every file is validated before
+//! anything is swapped; an invalid file keeps the last valid version of its export active.
+
+use crate::config::ExportSpec;
+use crate::config::diagnostic::Diagnostic;
+use crate::config::load::{self, definition_files};
+use crate::pipeline::Environment;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Names of exports added, changed and removed by a reload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Diff {
+    /// New exports.
+    pub added: Vec<String>,
+    /// Exports whose accepted revision changed.
+    pub changed: Vec<String>,
+    /// Exports whose file is gone.
+    pub removed: Vec<String>,
+}
+
+/// The result of one reload.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Active exports after the reload.
+    pub active: BTreeMap<String, Arc<ExportSpec>>,
+    /// What changed.
+    pub diff: Diff,
+    /// Files rejected this time (their last valid version, if any, stays active).
+    pub rejected: Vec<String>,
+    /// Every problem found.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Output and staging locations.
+    pub environment: Environment,
+}
+
+/// Keeps the accepted version of every export across reloads.
+pub struct Reconciler {
+    config: PathBuf,
+    exports: PathBuf,
+    accepted: BTreeMap<String, Arc<ExportSpec>>,
+}
+
+impl Reconciler {
+    /// Nothing accepted yet.
+    pub fn new(config: PathBuf, exports: PathBuf) -> Reconciler {
+        Reconciler {
+            config,
+            exports,
+            accepted: BTreeMap::new(),
+        }
+    }
+
+    /// Validates everything and returns the new active set and the diff.
+    pub fn reload(&mut self) -> Outcome {
+        let loaded = load::load(&self.config, &self.exports);
+        let environment = Environment::from_loaded(&loaded);
+        let on_disk: BTreeSet<String> = loaded
+            .specs
+            .iter()
+            .map(|s| s.name.clone())
+            .chain(loaded.rejected.iter().map(|(n, _)| n.clone()))
+            .collect();
+        let mut next: BTreeMap<String, Arc<ExportSpec>> = BTreeMap::new();
+        let mut diff = Diff::default();
+        for spec in loaded.specs {
+            match self.accepted.get(&spec.name) {
+                None => diff.added.push(spec.name.clone()),
+                Some(old) if old.revision != spec.revision => diff.changed.push(spec.name.clone()),
+                Some(_) => {}
+            }
+            next.insert(spec.name.clone(), Arc::new(spec));
+        }
+        let rejected: Vec<String> = loaded.rejected.iter().map(|(n, _)| n.clone()).collect();
+        for name in &rejected {
+            if let Some(old) = self.accepted.get(name) {
+                next.insert(name.clone(), old.clone());
+            }
+        }
+        for name in self.accepted.keys() {
+            if !on_disk.contains(name) {
+                diff.removed.push(name.clone());
+            }
+        }
+        self.accepted = next.clone();
+        Outcome {
+            active: next,
+            diff,
+            rejected,
+            diagnostics: loaded.diagnostics,
+            environment,
+        }
+    }
+}
+
+/// Names, sizes and modification times of the watched files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint(Vec<(PathBuf, u64, Option<SystemTime>)>);
+
+impl Fingerprint {
+    /// Reads the current fingerprint (missing files simply do not appear).
+    pub fn read(config: &Path, exports: &Path) -> Fingerprint {
+        let mut files = definition_files(exports).unwrap_or_default();
+        files.push(config.to_path_buf());
+        Fingerprint(
+            files
+                .into_iter()
+                .filter_map(|p| {
+                    let meta = std::fs::metadata(&p).ok()?;
+                    Some((p, meta.len(), meta.modified().ok()))
+                })
+                .collect(),
+        )
+    }
+}
