@@ -396,7 +396,7 @@ pub fn run_once(
                 return Ok(false);
             }
             count += 1;
-            if count % 65_536 == 0 {
+            if count.is_multiple_of(65_536) {
                 progress(count, chunker.bytes_so_far());
             }
             Ok(true)

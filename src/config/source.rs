@@ -32,7 +32,7 @@ impl From<usize> for Seg {
 /// Builds a path: `path!["deliver", 0, "bucket"]`.
 #[macro_export]
 macro_rules! path {
-    ($($seg:expr),* $(,)?) => { vec![$($crate::config::source::Seg::from($seg)),*] };
+    ($($seg:expr),* $(,)?) => { [$($crate::config::source::Seg::from($seg)),*] };
 }
 
 /// Whether a diagnostic points at a key or at its value.
@@ -105,7 +105,7 @@ impl<'a> Source<'a> {
                     current = Some(v);
                 }
                 (Seg::Index(n), _, Some(a)) => {
-                    let Some(v) = a.iter().nth(*n) else {
+                    let Some(v) = a.get(*n) else {
                         return best;
                     };
                     best = v.span();

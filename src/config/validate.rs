@@ -139,7 +139,7 @@ pub fn check_daemon(file: &Path, text: &str) -> (Option<DaemonConfig>, Vec<Diagn
             )),
         }
     }
-    for (name, _) in &config.connections {
+    for name in config.connections.keys() {
         if !valid_export_name(name) {
             diags.push(source.error_at(
                 &path!["connections", name.as_str()],
@@ -329,7 +329,7 @@ impl Checks<'_, '_> {
                 "`hash` masks need a key: add `hash_key = { env = \"EXPORTD_HASH_KEY\" }` to [fields]",
             );
         }
-        for (column, _) in &def.fields.computed {
+        for column in def.fields.computed.keys() {
             if def.fields.rename.contains_key(column) {
                 self.error(
                     &path!["fields", "computed", column.as_str()],
@@ -489,9 +489,10 @@ impl Checks<'_, '_> {
                         .max_size
                         .map(|s| s.bytes())
                         .unwrap_or(DEFAULT_EMAIL_MAX_SIZE);
-                    if let Some(chunk) = def.chunk.max_bytes {
-                        if chunk.bytes() > max {
-                            self.error(
+                    if let Some(chunk) = def.chunk.max_bytes
+                        && chunk.bytes() > max
+                    {
+                        self.error(
                                 &path!["chunk", "max_bytes"],
                                 format!(
                                     "parts of up to {chunk} cannot be emailed with `max_size` {}: lower `max_bytes` or raise `max_size` of [[deliver]] {}",
@@ -499,7 +500,6 @@ impl Checks<'_, '_> {
                                     i + 1
                                 ),
                             );
-                        }
                     }
                     for (r, address) in email.recipients.iter().enumerate() {
                         if !looks_like_address(address) {

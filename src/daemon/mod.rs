@@ -38,7 +38,7 @@ pub enum Event {
         /// Its nominal time.
         nominal: DateTime<Utc>,
         /// What happened.
-        result: Result<RunReport, String>,
+        result: Box<Result<RunReport, String>>,
     },
     /// SIGTERM / SIGINT: stop scheduling, let running runs finish.
     Shutdown,
@@ -120,13 +120,16 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
                 info!(trigger = why, "Reloading definitions.");
                 env = apply(&mut reconciler, &mut slots, Utc::now());
             }
-            Event::RunFinished { export, nominal, result } => {
+            Event::RunFinished {
+                export,
+                nominal,
+                result,
+            } => {
                 if let Some(slot) = slots.get_mut(&export) {
                     slot.running = false;
-                    if let Ok(report) = &result {
-                        slot.watermark = Some(
-                            RunPlan::at(&slot.spec, nominal, slot.watermark).window.end,
-                        );
+                    if let Ok(report) = result.as_ref() {
+                        slot.watermark =
+                            Some(RunPlan::at(&slot.spec, nominal, slot.watermark).window.end);
                         info!(
                             export = %export,
                             run_id = %report.run_id,
@@ -138,7 +141,7 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
                         );
                     }
                 }
-                if let Err(e) = result {
+                if let Err(e) = *result {
                     error!(export = %export, nominal = %nominal.to_rfc3339(), error = %e, "Run failed.");
                 }
             }
@@ -179,7 +182,9 @@ fn apply(
         let next = if spec.def.suspend {
             None
         } else {
-            spec.schedule.as_ref().and_then(|s| s.next_after(now, spec.timezone))
+            spec.schedule
+                .as_ref()
+                .and_then(|s| s.next_after(now, spec.timezone))
         };
         let previous = slots.remove(&spec.name);
         slots.insert(
@@ -225,7 +230,7 @@ fn start_run(
         let _ = tx.send(Event::RunFinished {
             export: name,
             nominal,
-            result,
+            result: Box::new(result),
         });
     });
 }

@@ -354,10 +354,10 @@ fn check_cron_ranges(expr: &str) -> Result<(), String> {
         for item in part.split(',') {
             let base = item.split('/').next().unwrap_or(item);
             for number in base.split('-') {
-                if let Ok(n) = number.parse::<u32>() {
-                    if n < *lo || n > *hi {
-                        return Err(format!("{name} `{n}` is out of range {lo}–{hi}"));
-                    }
+                if let Ok(n) = number.parse::<u32>()
+                    && (n < *lo || n > *hi)
+                {
+                    return Err(format!("{name} `{n}` is out of range {lo}–{hi}"));
                 }
             }
         }
@@ -373,12 +373,14 @@ fn cron(expr: &str) -> Result<Kind, ScheduleError> {
     };
     let fields = expr.split_whitespace().count();
     if !(5..=6).contains(&fields) {
-        return Err(fail(format!("a cron expression has 5 or 6 fields, found {fields}; {CRON_SHAPE}")));
+        return Err(fail(format!(
+            "a cron expression has 5 or 6 fields, found {fields}; {CRON_SHAPE}"
+        )));
     }
     check_cron_ranges(expr).map_err(fail)?;
-    let cron: Cron = expr
-        .parse()
-        .map_err(|e: croner::errors::CronError| fail(format!("invalid cron expression: {e}; {CRON_SHAPE}")))?;
+    let cron: Cron = expr.parse().map_err(|e: croner::errors::CronError| {
+        fail(format!("invalid cron expression: {e}; {CRON_SHAPE}"))
+    })?;
     let seconds = (0..60)
         .filter(|s| cron.pattern.second_match(*s).unwrap_or(false))
         .count();
