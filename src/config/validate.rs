@@ -675,3 +675,96 @@ fn looks_like_address(address: &str) -> bool {
     let local = parts.next().unwrap_or_default();
     !local.is_empty() && domain.contains('.') && !address.contains(char::is_whitespace)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// splitmix64: a tiny seeded generator, so the fuzz cases are the same on every run.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    const SEED: &str = r#"
+description = "x"
+schedule = "daily at 02:00"
+timezone = "America/Chicago"
+window = "previous_day"
+filter = 'outcome = "success" AND revenue > 0 AND state IN ("CA", "TX")'
+[fields]
+include = ["lead_id", "email", "phone"]
+rename = { phone = "phone_1" }
+computed = { margin = "revenue - cost" }
+mask = { email = "email", ssn = "hash" }
+hash_key = { env = "K" }
+[format]
+type = "csv"
+compression = "gzip"
+level = 6
+[chunk]
+max_rows = 100
+max_bytes = "10MB"
+[[deliver]]
+to = "local"
+path = "a/{{date}}/{{part}}.{{ext}}"
+retention = "90d"
+[[deliver]]
+to = "email"
+connection = "smtp"
+recipients = ["a@b.co"]
+subject = "Weekly {{week}}"
+"#;
+
+    const TOKENS: &[&str] = &[
+        "[", "]", "{", "}", "\"", "'", "=", "\n", "{{", "}}", "..", "[[deliver]]", "to = ",
+        "\u{0}", "é", "9999999999999999999999", "-", ".", "#", "\\", "AND", "(", ")",
+    ];
+
+    /// The loader must turn any text into diagnostics, never a panic.
+    #[test]
+    fn loader_never_panics_on_mutated_definitions() {
+        let daemon: DaemonConfig =
+            toml::from_str("[connections.smtp]\ntype = \"smtp\"\nhost = \"h\"\nfrom = \"a@b.co\"")
+                .unwrap();
+        let (spec, diags) = check_export("seed", Path::new("seed.toml"), SEED, &daemon);
+        assert!(spec.is_some(), "{diags:?}");
+        let mut rng = Rng(7);
+        for _ in 0..3_000 {
+            let mut text: Vec<char> = SEED.chars().collect();
+            for _ in 0..=rng.below(4) {
+                let at = rng.below(text.len() + 1);
+                match rng.below(3) {
+                    0 if !text.is_empty() => {
+                        let end = (at + rng.below(12)).min(text.len());
+                        text.drain(at.min(end)..end);
+                    }
+                    1 => {
+                        let token = TOKENS[rng.below(TOKENS.len())];
+                        for (i, c) in token.chars().enumerate() {
+                            text.insert((at + i).min(text.len()), c);
+                        }
+                    }
+                    _ => text.truncate(at),
+                }
+            }
+            let text: String = text.into_iter().collect();
+            let (spec, diags) = check_export("fuzz", Path::new("fuzz.toml"), &text, &daemon);
+            assert!(spec.is_some() || diags.iter().any(Diagnostic::is_error), "{text}");
+            for d in diags {
+                assert!(d.line >= 1 && d.column >= 1, "{d}");
+            }
+        }
+    }
+}
