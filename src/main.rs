@@ -3,7 +3,17 @@
 use clap::Parser;
 use std::process::ExitCode;
 
+/// Environment variable with the log filter (`info` by default, e.g. `exportd=debug`).
+const LOG_ENV: &str = "EXPORTD_LOG";
+
 fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env(LOG_ENV)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let cli = exportd::cli::Cli::parse();
     match exportd::cli::run(cli) {
         Ok(code) => code,

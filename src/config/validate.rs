@@ -728,8 +728,29 @@ subject = "Weekly {{week}}"
 "#;
 
     const TOKENS: &[&str] = &[
-        "[", "]", "{", "}", "\"", "'", "=", "\n", "{{", "}}", "..", "[[deliver]]", "to = ",
-        "\u{0}", "é", "9999999999999999999999", "-", ".", "#", "\\", "AND", "(", ")",
+        "[",
+        "]",
+        "{",
+        "}",
+        "\"",
+        "'",
+        "=",
+        "\n",
+        "{{",
+        "}}",
+        "..",
+        "[[deliver]]",
+        "to = ",
+        "\u{0}",
+        "é",
+        "9999999999999999999999",
+        "-",
+        ".",
+        "#",
+        "\\",
+        "AND",
+        "(",
+        ")",
     ];
 
     /// The loader must turn any text into diagnostics, never a panic.
@@ -761,7 +782,10 @@ subject = "Weekly {{week}}"
             }
             let text: String = text.into_iter().collect();
             let (spec, diags) = check_export("fuzz", Path::new("fuzz.toml"), &text, &daemon);
-            assert!(spec.is_some() || diags.iter().any(Diagnostic::is_error), "{text}");
+            assert!(
+                spec.is_some() || diags.iter().any(Diagnostic::is_error),
+                "{text}"
+            );
             for d in diags {
                 assert!(d.line >= 1 && d.column >= 1, "{d}");
             }

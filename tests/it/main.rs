@@ -1,4 +1,6 @@
 //! Integration tests: each module drives the real `exportd` binary through [`util::Test`].
 
+mod daemon;
+mod export;
 mod util;
 mod validate;

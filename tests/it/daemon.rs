@@ -1,0 +1,173 @@
+//! The daemon (`exportd run`) as an operator sees it: it starts on a directory, picks up new
+//! definitions, keeps the last valid version of a broken one and says where the error is,
+//! reloads on SIGHUP, runs what is due, and exits cleanly on SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A daemon running on its own temporary directory, killed when dropped.
+struct Daemon {
+    child: Child,
+    dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(files: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, text) in files {
+            write(&dir.path().join(name), text);
+        }
+        let log = dir.path().join("daemon.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_exportd"))
+            .arg("run")
+            .current_dir(dir.path())
+            .env_remove("EXPORTD_CONFIG")
+            .env("EXPORTD_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start exportd run");
+        let daemon = Daemon { child, dir, log };
+        daemon.wait_for_log("exportd is ready", Duration::from_secs(20));
+        daemon
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle` (counting occurrences after `skip` bytes).
+    fn wait_for_log_after(&self, skip: usize, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let text = self.log_text();
+            if let Some(found) = text.get(skip..).filter(|t| t.contains(needle)) {
+                return found.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{needle}` not logged within {limit:?}; log:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait_for_log(&self, needle: &str, limit: Duration) -> String {
+        self.wait_for_log_after(0, needle, limit)
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).expect("create dir");
+    }
+    std::fs::write(path, text).expect("write file");
+}
+
+const HOURLY: &str = r#"
+schedule = "daily at 02:00"
+window = "previous_day"
+[[deliver]]
+to = "local"
+path = "out/{{export}}/{{date}}.csv"
+"#;
+
+#[test]
+fn reload_adds_keeps_last_valid_and_reports_position() {
+    let daemon = Daemon::start(&[("exports.d/alpha.toml", HOURLY)]);
+    daemon.wait_for_log("added=[\"alpha\"]", Duration::from_secs(5));
+
+    // A new file is scheduled within 2 s of being written.
+    let mark = daemon.log_text().len();
+    let written = Instant::now();
+    write(&daemon.path("exports.d/beta.toml"), HOURLY);
+    daemon.wait_for_log_after(mark, "added=[\"beta\"]", Duration::from_secs(2));
+    assert!(written.elapsed() < Duration::from_secs(2));
+
+    // A broken edit is rejected with file:line:col, and nothing is removed.
+    let mark = daemon.log_text().len();
+    write(
+        &daemon.path("exports.d/alpha.toml"),
+        &HOURLY.replace("daily at 02:00", "daily at 25:00"),
+    );
+    let logged = daemon.wait_for_log_after(mark, "Definitions reconciled", Duration::from_secs(5));
+    assert!(
+        logged.contains("exports.d/alpha.toml:2:12: error: invalid schedule"),
+        "{logged}"
+    );
+    assert!(
+        logged.contains("rejected=1") && logged.contains("removed=[]"),
+        "{logged}"
+    );
+
+    // Deleting a file unschedules its export.
+    let mark = daemon.log_text().len();
+    std::fs::remove_file(daemon.path("exports.d/beta.toml")).expect("remove");
+    daemon.wait_for_log_after(mark, "removed=[\"beta\"]", Duration::from_secs(5));
+
+    // SIGHUP reloads.
+    let mark = daemon.log_text().len();
+    daemon.signal("HUP");
+    daemon.wait_for_log_after(mark, "trigger=\"SIGHUP\"", Duration::from_secs(5));
+}
+
+#[test]
+fn sigterm_exits_cleanly() {
+    let mut daemon = Daemon::start(&[("exports.d/alpha.toml", HOURLY)]);
+    daemon.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = daemon.child.try_wait().expect("wait") {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still running after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(daemon.log_text().contains("exiting"));
+}
+
+#[test]
+fn due_export_runs_and_writes_its_files() {
+    let every_minute = r#"
+schedule = "every 1m"
+window = "since_last_run"
+[format]
+type = "ndjson"
+[[deliver]]
+to = "local"
+path = "out/{{run_id}}_{{part}}.ndjson"
+"#;
+    let daemon = Daemon::start(&[("exports.d/minutely.toml", every_minute)]);
+    // The next minute boundary is at most 60 s away.
+    let logged = daemon.wait_for_log("Run completed", Duration::from_secs(75));
+    assert!(logged.contains("export=minutely"), "{logged}");
+    let out: Vec<_> = std::fs::read_dir(daemon.path("var/exports/out"))
+        .expect("output dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(out.iter().any(|n| n.ends_with("_001.ndjson")), "{out:?}");
+    assert!(out.iter().any(|n| n == "_manifest.json"), "{out:?}");
+}
