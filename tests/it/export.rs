@@ -344,7 +344,7 @@ fn seed_csv_example_writes_the_seed_header_and_exact_rows() {
 // ---------------------------------------------------------------------------------------------
 
 const ROUND_TRIP_LEADS: &str = r#"{"id":"R1","created_at":"2024-02-01T09:00:00Z","name":"Smith, \"Jr\" <&> 'x'","email.valid":true,"revenue":45}
-{"id":"R2","created_at":"2024-02-01T09:30:00.250Z","name":"José\tTab\nline 2","email.valid":false,"revenue":"0.005"}
+{"id":"R2","created_at":"2024-02-01T09:30:00.250Z","name":"José\tTab\r\nline 2","email.valid":false,"revenue":"0.005"}
 {"id":"R3","created_at":"2024-02-01T10:00:00Z"}
 "#;
 
@@ -362,7 +362,7 @@ const ROUND_TRIP_ROWS: [[Option<&str>; 5]; 3] = [
     [
         Some("R2"),
         Some("2024-02-01T09:30:00.250Z"),
-        Some("José\tTab\nline 2"),
+        Some("José\tTab\r\nline 2"),
         Some("false"),
         Some("0.005"),
     ],
@@ -480,10 +480,10 @@ fn round_trip(format: &str) {
         ws.export("rt", "2024-03-01T00:00:00Z");
         let dir = format!("rt/{compression}");
         let name = format!("leads_001.{format}{suffix}");
-        assert_eq!(ws.files(&dir), [format!("_manifest.json"), name.clone()]);
+        assert_eq!(ws.files(&dir), ["_manifest.json".to_owned(), name.clone()]);
         assert_eq!(
             assert_manifest_matches_files(&ws, &dir, &[3]),
-            [name.clone()]
+            std::slice::from_ref(&name)
         );
         let bytes = decompress(compression, &ws.output(&format!("{dir}/{name}")));
         match &plain {
@@ -972,6 +972,36 @@ fn rerunning_the_same_window_rewrites_the_same_files() {
     assert_eq!(first.len(), 5, "three parts, the manifest and _SUCCESS");
 }
 
+#[test]
+fn rerunning_a_window_that_shrank_leaves_no_stale_parts() {
+    let ws = Workspace::new();
+    ws.ingest(FIVE_LEADS).definition("chunked", CHUNKED);
+    ws.export("chunked", "2024-01-16T02:00:00Z");
+    assert_eq!(ws.files("chunked/2024-01-15").len(), 5);
+    // C1 is corrected to the day before: the window now holds four leads, two parts.
+    ws.ingest(r#"{"id":"C1","created_at":"2024-01-14T01:00:00Z","state":"CA"}"#);
+    ws.export("chunked", "2024-01-16T02:00:00Z");
+    let names = assert_manifest_matches_files(&ws, "chunked/2024-01-15", &[2, 2]);
+    assert_eq!(names, ["leads_001.csv", "leads_002.csv"]);
+    let mut ids: Vec<String> = Vec::new();
+    for file in ws.files("chunked/2024-01-15") {
+        if file.ends_with(".csv") {
+            let text = ws.read(&format!("chunked/2024-01-15/{file}"));
+            ids.extend(
+                text.lines()
+                    .skip(1)
+                    .map(|l| l.split(',').next().unwrap_or("").to_owned()),
+            );
+        }
+    }
+    assert_eq!(
+        ids,
+        ["C2", "C3", "C4", "C5"],
+        "the directory of the window holds each lead once, in the parts of the manifest: {:?}",
+        ws.files("chunked/2024-01-15")
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Windows
 // ---------------------------------------------------------------------------------------------
@@ -1053,6 +1083,35 @@ fn previous_day_in_chicago_is_25_hours_on_the_day_dst_ends() {
         "daily/2024-11-03",
         "2024-11-03T05:00:00Z",
         "2024-11-04T06:00:00Z",
+    );
+}
+
+#[test]
+fn updated_at_window_exports_the_fields_of_leads_created_before_it() {
+    let ws = Workspace::new();
+    ws.ingest(
+        r#"{"id":"U1","created_at":"2024-01-01T10:00:00Z","updated_at":"2024-02-10T10:00:00Z","email":"a@example.com","state":"CA"}
+{"id":"U2","created_at":"2024-02-10T11:00:00Z","state":"TX"}
+{"id":"U3","created_at":"2024-02-12T11:00:00Z","phone":"555-000-0000"}
+"#,
+    )
+    .definition(
+        "sync",
+        r#"
+        window = "previous_day"
+        time_field = "updated_at"
+        [fields]
+        exclude = ["created_at", "updated_at", "source", "flow", "outcome", "reason", "revenue", "cost"]
+        [[deliver]]
+        to = "local"
+        path = "sync/{{date}}.csv"
+        "#,
+    );
+    ws.export("sync", "2024-02-11T01:00:00Z");
+    assert_eq!(
+        ws.read("sync/2024-02-10.csv"),
+        "id,email,state\nU1,a@example.com,CA\nU2,,TX\n",
+        "every field of the leads updated in the window, whenever they were created"
     );
 }
 
