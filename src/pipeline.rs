@@ -287,6 +287,11 @@ pub fn base_query(spec: &ExportSpec, plan: &RunPlan) -> Query {
     }
 }
 
+/// The fields rows of the window may have.
+fn available_fields(store: &dyn LeadStore, query: &Query) -> Result<Vec<String>, Error> {
+    Ok(store.available_fields(query.table, query.time_field, query.start, query.end)?)
+}
+
 /// The field the window and `split_by` read.
 fn time_field_name(query: &Query) -> &'static str {
     match query.time_field {
@@ -359,7 +364,7 @@ pub fn run_once(
         let parts = chunker.finish().map_err(staging_err)?;
         (columns, parts, rows.len() as u64)
     } else {
-        let available = store.available_fields(query.table, query.start, query.end)?;
+        let available = available_fields(store, &query)?;
         let selection = Selection::new(&available, &spec.def.fields, &spec.computed)?;
         let columns = selection.header();
         let split = spec.def.chunk.split_by;
@@ -564,6 +569,22 @@ fn deliver_all(
             Some(d) => format!("{d}/{name}"),
             None => name.to_owned(),
         };
+        // A re-run of the same window may have fewer parts than the run it replaces: the
+        // previous manifest at the same place lists what that run wrote, and parts it listed
+        // that this run did not write again are removed once the new manifest is in place.
+        let previous_parts = destination
+            .read_small(&beside(MANIFEST_NAME))
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .filter(|m| m["export"] == spec.name.as_str() && m["run_id"] == plan.run_id().as_str())
+            .and_then(|m| {
+                m["parts"].as_array().map(|parts| {
+                    parts
+                        .iter()
+                        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .unwrap_or_default();
         if spec.def.manifest.enabled {
             let key = beside(MANIFEST_NAME);
             delivered.push(
@@ -576,6 +597,13 @@ fn deliver_all(
                     })
                     .map_err(fail)?,
             );
+        }
+        for stale in previous_parts.iter().filter(|name| !names.contains(name)) {
+            // Only plain file names from our own manifest: never a path that could leave the
+            // directory.
+            if !stale.contains('/') && !stale.starts_with('.') {
+                destination.remove(&beside(stale)).map_err(fail)?;
+            }
         }
         if spec.def.manifest.success_marker {
             let key = beside(SUCCESS_MARKER);
@@ -765,8 +793,8 @@ fn average(sum: &Value, count: &Value) -> Value {
 pub struct Estimate {
     /// The statement.
     pub sql: String,
-    /// Its parameters, as text.
-    pub params: Vec<String>,
+    /// Its parameters, in order.
+    pub params: Vec<serde_json::Value>,
     /// The part of the filter evaluated in Rust.
     pub residual_filter: Option<String>,
     /// Rows the run would export.
@@ -807,7 +835,7 @@ pub fn estimate(
         let (_, rows) = summarize(spec, &query, store)?;
         (rows.len() as u64, 0, 0)
     } else {
-        let available = store.available_fields(query.table, query.start, query.end)?;
+        let available = available_fields(store, &query)?;
         let selection = Selection::new(&available, &spec.def.fields, &spec.computed)?;
         query.fields = selection.source_fields.clone();
         let rows = store.count(&query)?;
@@ -859,7 +887,7 @@ pub fn estimate(
     let explained = store.explain(&query);
     Ok(Estimate {
         sql: explained.sql,
-        params: explained.params.iter().map(|p| format!("{p:?}")).collect(),
+        params: explained.params.iter().map(Value::to_json).collect(),
         residual_filter: explained.residual,
         rows,
         sample_rows,

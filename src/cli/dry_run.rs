@@ -62,7 +62,8 @@ pub fn print(
                 plan.window.end.to_rfc3339()
             );
             println!("sql:      {}", estimate.sql);
-            println!("params:   [{}]", estimate.params.join(", "));
+            let params: Vec<String> = estimate.params.iter().map(ToString::to_string).collect();
+            println!("params:   [{}]", params.join(", "));
             if let Some(r) = &estimate.residual_filter {
                 println!("in Rust:  {r}");
             }

@@ -71,4 +71,21 @@ impl Destination for LocalDestination {
             delivered_at: chrono::Utc::now(),
         })
     }
+
+    fn read_small(&self, key: &str) -> Option<Vec<u8>> {
+        let target = self.target(key).ok()?;
+        let meta = std::fs::metadata(&target).ok()?;
+        (meta.len() < 64 << 20).then(|| std::fs::read(&target).ok())?
+    }
+
+    fn remove(&self, key: &str) -> Result<(), Error> {
+        let target = self.target(key)?;
+        match std::fs::remove_file(&target) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
+                path: target,
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
 }

@@ -73,6 +73,10 @@ pub trait Destination: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Publishes one file under `upload.key`, replacing an object of the same name.
     fn put(&self, upload: &Upload<'_>) -> Result<Delivered, Error>;
+    /// Reads a small object written earlier (a previous run's manifest), if it exists.
+    fn read_small(&self, key: &str) -> Option<Vec<u8>>;
+    /// Removes an object this destination wrote earlier; a missing object is not an error.
+    fn remove(&self, key: &str) -> Result<(), Error>;
 }
 
 /// Builds the destination a `[[deliver]]` table describes.

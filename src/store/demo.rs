@@ -1049,7 +1049,7 @@ const STATES: &[(State, f64)] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{SqliteStore, Table};
+    use crate::store::{SqliteStore, Table, TimeField};
     use std::collections::HashMap;
 
     fn end() -> DateTime<Utc> {
@@ -1205,7 +1205,9 @@ mod tests {
             "{states:?}"
         );
 
-        let fields = store.available_fields(Table::Leads, None, end()).unwrap();
+        let fields = store
+            .available_fields(Table::Leads, crate::store::TimeField::Created, None, end())
+            .unwrap();
         for f in [
             "email.valid",
             "appended.income",
@@ -1215,7 +1217,9 @@ mod tests {
         ] {
             assert!(fields.iter().any(|x| x == f), "{f} missing from {fields:?}");
         }
-        let event_fields = store.available_fields(Table::Events, None, end()).unwrap();
+        let event_fields = store
+            .available_fields(Table::Events, crate::store::TimeField::Created, None, end())
+            .unwrap();
         for f in ["metadata.http_status", "lead.email", "lead.lead_score"] {
             assert!(
                 event_fields.iter().any(|x| x == f),

@@ -190,11 +190,12 @@ pub enum Aggregate {
 /// A lead store.
 pub trait LeadStore: Send {
     /// Every field a row of `table` may have in the window: fixed columns first, then JSON
-    /// keys in name order. Answered from a catalog the store keeps at insert time, so the
-    /// header is known before the first row streams.
+    /// keys in name order. Answered from a catalog the store keeps at insert time (by creation
+    /// and by update time), so the header is known before the first row streams.
     fn available_fields(
         &self,
         table: Table,
+        time_field: TimeField,
         start: Option<DateTime<Utc>>,
         end: DateTime<Utc>,
     ) -> Result<Vec<String>, Error>;

@@ -25,7 +25,8 @@ use std::path::Path;
 pub const MONEY_SCALE: u32 = 4;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE leads (
     id TEXT PRIMARY KEY,
     created_at INTEGER NOT NULL,
@@ -51,7 +52,12 @@ CREATE TABLE field_catalog (
     tbl TEXT NOT NULL, name TEXT NOT NULL, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL,
     PRIMARY KEY (tbl, name)
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+ALTER TABLE field_catalog ADD COLUMN first_updated_ms INTEGER NOT NULL DEFAULT -9223372036854775808;
+ALTER TABLE field_catalog ADD COLUMN last_updated_ms INTEGER NOT NULL DEFAULT 9223372036854775807;
+"#,
+];
 
 /// Fixed columns of each table, in the order `available_fields` lists them.
 const LEAD_COLUMNS: &[&str] = &[
@@ -416,23 +422,48 @@ fn money_units(d: Option<Decimal>) -> Result<Option<i64>, Error> {
 
 /// Catalog of JSON keys seen per table, with the time range they were seen in.
 #[derive(Default)]
-struct CatalogUpdate(HashMap<String, (i64, i64)>);
+struct CatalogUpdate(HashMap<String, [i64; 4]>);
 
 impl CatalogUpdate {
-    fn see(&mut self, name: String, at_ms: i64) {
-        let e = self.0.entry(name).or_insert((at_ms, at_ms));
-        e.0 = e.0.min(at_ms);
-        e.1 = e.1.max(at_ms);
+    /// Records that `name` was seen on a record created at `created_ms` and last updated at
+    /// `updated_ms`, so both kinds of windows can ask which fields they may contain.
+    fn see(&mut self, name: &str, created_ms: i64, updated_ms: i64) {
+        match self.0.get_mut(name) {
+            Some(e) => {
+                e[0] = e[0].min(created_ms);
+                e[1] = e[1].max(created_ms);
+                e[2] = e[2].min(updated_ms);
+                e[3] = e[3].max(updated_ms);
+            }
+            None => {
+                self.0.insert(
+                    name.to_owned(),
+                    [created_ms, created_ms, updated_ms, updated_ms],
+                );
+            }
+        }
     }
 
     fn write(self, tx: &rusqlite::Transaction<'_>, table: &str) -> Result<(), Error> {
         let mut stmt = tx.prepare_cached(
-            "INSERT INTO field_catalog (tbl, name, first_ms, last_ms) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO field_catalog
+               (tbl, name, first_ms, last_ms, first_updated_ms, last_updated_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (tbl, name) DO UPDATE SET
-               first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms)",
+               first_ms = min(first_ms, excluded.first_ms),
+               last_ms = max(last_ms, excluded.last_ms),
+               first_updated_ms = min(first_updated_ms, excluded.first_updated_ms),
+               last_updated_ms = max(last_updated_ms, excluded.last_updated_ms)",
         )?;
-        for (name, (first, last)) in self.0 {
-            stmt.execute(rusqlite::params![table, name, first, last])?;
+        for (name, [first, last, first_updated, last_updated]) in self.0 {
+            stmt.execute(rusqlite::params![
+                table,
+                name,
+                first,
+                last,
+                first_updated,
+                last_updated
+            ])?;
         }
         Ok(())
     }
@@ -442,6 +473,7 @@ impl LeadStore for SqliteStore {
     fn available_fields(
         &self,
         table: Table,
+        time_field: TimeField,
         start: Option<DateTime<Utc>>,
         end: DateTime<Utc>,
     ) -> Result<Vec<String>, Error> {
@@ -450,10 +482,17 @@ impl LeadStore for SqliteStore {
             Table::Events => EVENT_COLUMNS,
         };
         let mut fields: Vec<String> = fixed.iter().map(|s| (*s).to_owned()).collect();
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT name FROM field_catalog WHERE tbl = ?1 AND last_ms >= ?2 AND first_ms < ?3
-             ORDER BY name",
-        )?;
+        let mut stmt = self.conn.prepare_cached(match time_field {
+            TimeField::Created => {
+                "SELECT name FROM field_catalog WHERE tbl = ?1 AND last_ms >= ?2 AND first_ms < ?3
+                 ORDER BY name"
+            }
+            TimeField::Updated => {
+                "SELECT name FROM field_catalog
+                 WHERE tbl = ?1 AND last_updated_ms >= ?2 AND first_updated_ms < ?3
+                 ORDER BY name"
+            }
+        })?;
         let start_ms = start.map(|s| s.timestamp_millis()).unwrap_or(i64::MIN);
         let names = stmt.query_map(
             rusqlite::params![Self::table_name(table), start_ms, end.timestamp_millis()],
@@ -671,13 +710,9 @@ impl LeadStore for SqliteStore {
             )?;
             for lead in leads {
                 let created = lead.created_at.timestamp_millis();
+                let updated = lead.updated_at.timestamp_millis();
                 for key in lead.doc.keys() {
-                    if !catalog.0.contains_key(key)
-                        || catalog.0[key].1 < created
-                        || catalog.0[key].0 > created
-                    {
-                        catalog.see(key.clone(), created);
-                    }
+                    catalog.see(key, created, updated);
                 }
                 let doc = serde_json::to_string(&lead.doc)
                     .map_err(|e| Error::InvalidRecord(e.to_string()))?;
@@ -713,7 +748,7 @@ impl LeadStore for SqliteStore {
                 let at = event.timestamp.timestamp_millis();
                 for (prefix, doc) in [("metadata", &event.metadata), ("lead", &event.lead)] {
                     for key in doc.keys() {
-                        catalog.see(format!("{prefix}.{key}"), at);
+                        catalog.see(&format!("{prefix}.{key}"), at, at);
                     }
                 }
                 let json =
