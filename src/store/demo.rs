@@ -1206,7 +1206,7 @@ mod tests {
         );
 
         let fields = store
-            .available_fields(Table::Leads, crate::store::TimeField::Created, None, end())
+            .available_fields(Table::Leads, TimeField::Created, None, end())
             .unwrap();
         for f in [
             "email.valid",
@@ -1218,7 +1218,7 @@ mod tests {
             assert!(fields.iter().any(|x| x == f), "{f} missing from {fields:?}");
         }
         let event_fields = store
-            .available_fields(Table::Events, crate::store::TimeField::Created, None, end())
+            .available_fields(Table::Events, TimeField::Created, None, end())
             .unwrap();
         for f in ["metadata.http_status", "lead.email", "lead.lead_score"] {
             assert!(

@@ -184,8 +184,8 @@ enum Slot {
 struct ReadPlan {
     select: Vec<String>,
     slots: Vec<Slot>,
-    /// (SELECT position, key → output index) per JSON column.
-    json_columns: Vec<(usize, HashMap<String, usize>)>,
+    /// (SELECT position, wanted keys) per JSON column.
+    json_columns: Vec<(usize, WantedKeys)>,
 }
 
 impl ReadPlan {
@@ -215,10 +215,10 @@ impl ReadPlan {
                     let j = *json_index.entry(column).or_insert_with(|| {
                         plan.select.push(format!("\"{column}\""));
                         plan.json_columns
-                            .push((plan.select.len() - 1, HashMap::new()));
+                            .push((plan.select.len() - 1, WantedKeys::default()));
                         plan.json_columns.len() - 1
                     });
-                    plan.json_columns[j].1.insert(key.to_owned(), out);
+                    plan.json_columns[j].1.0.push((key.to_owned(), out));
                     Slot::Json
                 }
                 None => Slot::Missing,
@@ -272,9 +272,24 @@ fn column_value(v: ValueRef<'_>, ty: FieldType) -> Value {
     }
 }
 
+/// The keys an export reads from one JSON column and the output slot of each. An export reads a
+/// handful of keys from documents of a few dozen, so a linear scan (length first, then bytes)
+/// beats hashing every key of every document.
+#[derive(Debug, Default)]
+struct WantedKeys(Vec<(String, usize)>);
+
+impl WantedKeys {
+    fn get(&self, key: &str) -> Option<&usize> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.len() == key.len() && k == key)
+            .map(|(_, i)| i)
+    }
+}
+
 /// Decodes the wanted keys of one flat JSON object into their output slots.
 struct DocSeed<'a> {
-    wanted: &'a HashMap<String, usize>,
+    wanted: &'a WantedKeys,
     out: &'a mut [Value],
 }
 
