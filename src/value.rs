@@ -8,9 +8,10 @@ use rust_decimal::Decimal;
 use std::fmt;
 
 /// One cell of a row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum Value {
     /// Missing or SQL NULL.
+    #[default]
     Null,
     /// `true` / `false`.
     Bool(bool),

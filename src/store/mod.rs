@@ -200,12 +200,13 @@ pub trait LeadStore: Send {
         end: DateTime<Utc>,
     ) -> Result<Vec<String>, Error>;
 
-    /// Calls `row` for every matching record, with `query.fields` in order. `row` returns
+    /// Calls `row` for every matching record, with `query.fields` in order. The cells are
+    /// lent mutably so the caller may move values out instead of cloning them. `row` returns
     /// `Ok(false)` to stop early. Returns the number of rows passed on.
     fn stream(
         &self,
         query: &Query,
-        row: &mut dyn FnMut(&[Value]) -> Result<bool, Error>,
+        row: &mut dyn FnMut(&mut [Value]) -> Result<bool, Error>,
     ) -> Result<u64, Error>;
 
     /// The number of matching records.
