@@ -16,6 +16,7 @@ pub mod filter;
 pub mod format;
 pub mod pipeline;
 pub mod schedule;
+pub mod state;
 pub mod store;
 pub mod template;
 pub mod value;
