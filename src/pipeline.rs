@@ -380,24 +380,36 @@ pub fn run_once(
                     query.fields.len() - 1
                 })
         });
-        let chunker = Chunker::new(
+        let mut chunker = Chunker::new(
             format::encoder(&format, &columns),
             compression.clone(),
             limits,
             &staging,
             &extension,
         );
-        let encode = RowEncoder {
-            selection: &selection,
-            masker: &masker,
-            split: split.zip(time_index),
-            timezone: spec.timezone,
-        };
-        let (parts, count) =
-            read_and_encode(store, &query, encode, chunker, progress).map_err(|e| match e {
-                ReadEncodeError::Store(e) => Error::Store(e),
-                ReadEncodeError::Io(e) => staging_err(e),
-            })?;
+        let mut out = Vec::with_capacity(columns.len());
+        let mut io_error = None;
+        let mut count = 0u64;
+        store.stream(&query, &mut |source| {
+            selection.project(source, &masker, &mut out);
+            let period = match (split, time_index.and_then(|i| source.get(i))) {
+                (Some(s), Some(Value::Timestamp(t))) => Some(period_start(*t, s, spec.timezone)),
+                _ => None,
+            };
+            if let Err(e) = chunker.write_row(&out, period) {
+                io_error = Some(e);
+                return Ok(false);
+            }
+            count += 1;
+            if count.is_multiple_of(65_536) {
+                progress(count, chunker.bytes_so_far());
+            }
+            Ok(true)
+        })?;
+        if let Some(e) = io_error {
+            return Err(staging_err(e));
+        }
+        let parts = chunker.finish().map_err(staging_err)?;
         (columns, parts, count)
     };
     let bytes: u64 = parts.iter().map(|p| p.bytes).sum();
@@ -422,107 +434,6 @@ pub fn run_once(
         deliveries,
         elapsed_ms: started.elapsed().as_millis() as u64,
         manifest,
-    })
-}
-
-/// Rows handed from the reading thread to the encoding thread at a time.
-const BATCH_ROWS: usize = 1_024;
-/// Batches in flight between the two threads: bounds memory to a few thousand rows.
-const BATCHES_IN_FLIGHT: usize = 4;
-
-/// What the encoding thread needs to turn a store row into an output row.
-struct RowEncoder<'a> {
-    selection: &'a Selection,
-    masker: &'a Masker,
-    split: Option<(SplitBy, usize)>,
-    timezone: Tz,
-}
-
-enum ReadEncodeError {
-    Store(store::Error),
-    Io(std::io::Error),
-}
-
-/// Reads rows on this thread and selects, masks, encodes and compresses them on another, so
-/// the JSON decoding of the store and the encoder each get a core (compression has its own
-/// workers). Row buffers travel back to the reader to be reused, and the bounded channel keeps
-/// memory constant whatever the number of rows.
-fn read_and_encode(
-    store: &dyn LeadStore,
-    query: &Query,
-    encode: RowEncoder<'_>,
-    mut chunker: Chunker,
-    progress: &mut dyn FnMut(u64, u64),
-) -> Result<(Vec<StagedPart>, u64), ReadEncodeError> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::mpsc;
-    let (full_tx, full_rx) = mpsc::sync_channel::<Vec<Vec<Value>>>(BATCHES_IN_FLIGHT);
-    let (empty_tx, empty_rx) = mpsc::channel::<Vec<Vec<Value>>>();
-    let written = AtomicU64::new(0);
-    std::thread::scope(|scope| {
-        let written = &written;
-        let encoder = scope.spawn(move || -> std::io::Result<Chunker> {
-            let mut out = Vec::with_capacity(encode.selection.columns.len());
-            for mut batch in full_rx {
-                for source in &batch {
-                    encode.selection.project(source, encode.masker, &mut out);
-                    let period = match encode.split {
-                        Some((split, i)) => match source.get(i) {
-                            Some(Value::Timestamp(t)) => {
-                                Some(period_start(*t, split, encode.timezone))
-                            }
-                            _ => None,
-                        },
-                        None => None,
-                    };
-                    chunker.write_row(&out, period)?;
-                }
-                written.store(chunker.bytes_so_far(), Ordering::Relaxed);
-                batch.clear();
-                // The reader may be gone already; the batch is then simply dropped.
-                let _ = empty_tx.send(batch);
-            }
-            Ok(chunker)
-        });
-        let mut batch: Vec<Vec<Value>> = Vec::with_capacity(BATCH_ROWS);
-        let mut spare_rows: Vec<Vec<Value>> = Vec::new();
-        let mut count = 0u64;
-        let mut encoder_gone = false;
-        let read = store.stream(query, &mut |source| {
-            let mut row = spare_rows.pop().unwrap_or_default();
-            row.clear();
-            row.extend(source.iter_mut().map(std::mem::take));
-            batch.push(row);
-            count += 1;
-            if batch.len() == BATCH_ROWS {
-                let next = empty_rx
-                    .try_recv()
-                    .map(|mut b| {
-                        spare_rows.append(&mut b);
-                        b
-                    })
-                    .unwrap_or_else(|_| Vec::with_capacity(BATCH_ROWS));
-                if full_tx.send(std::mem::replace(&mut batch, next)).is_err() {
-                    encoder_gone = true;
-                    return Ok(false);
-                }
-                if count.is_multiple_of(65_536) {
-                    progress(count, written.load(Ordering::Relaxed));
-                }
-            }
-            Ok(true)
-        });
-        if !batch.is_empty() && !encoder_gone {
-            let _ = full_tx.send(batch);
-        }
-        drop(full_tx);
-        let encoded = encoder
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("the encoding thread panicked")));
-        read.map_err(ReadEncodeError::Store)?;
-        let chunker = encoded.map_err(ReadEncodeError::Io)?;
-        let parts = chunker.finish().map_err(ReadEncodeError::Io)?;
-        Ok((parts, count))
     })
 }
 
