@@ -9,6 +9,7 @@
 //! export keeps its schedule, and the error is logged until the file is fixed.
 
 pub mod reconcile;
+pub mod registry;
 
 use crate::config::ExportSpec;
 use crate::pipeline::{self, Environment, RunPlan, RunReport};
@@ -40,8 +41,30 @@ pub enum Event {
         /// What happened.
         result: Box<Result<RunReport, String>>,
     },
+    /// `POST /v1/exports/{name}/run`: run an export now. The reply carries the run id, or why
+    /// it cannot start (unknown export, already running, shutting down).
+    Trigger {
+        /// Export name.
+        export: String,
+        /// Where the answer goes.
+        reply: tokio::sync::oneshot::Sender<Result<String, TriggerError>>,
+    },
     /// SIGTERM / SIGINT: stop scheduling, let running runs finish.
     Shutdown,
+}
+
+/// Why a triggered run did not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TriggerError {
+    /// No valid export of that name.
+    #[error("no export named `{0}`")]
+    UnknownExport(String),
+    /// A run of the export is in progress; runs of one export never overlap.
+    #[error("export `{0}` is already running; try again when it finishes")]
+    AlreadyRunning(String),
+    /// The daemon is stopping.
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
 }
 
 /// Where the daemon finds its configuration.
@@ -144,6 +167,20 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
                 if let Err(e) = *result {
                     error!(export = %export, nominal = %nominal.to_rfc3339(), error = %e, "Run failed.");
                 }
+            }
+            Event::Trigger { export, reply } => {
+                let answer = match slots.get_mut(&export) {
+                    _ if shutting_down => Err(TriggerError::ShuttingDown),
+                    None => Err(TriggerError::UnknownExport(export.clone())),
+                    Some(slot) if slot.running => Err(TriggerError::AlreadyRunning(export.clone())),
+                    Some(slot) => {
+                        let nominal = Utc::now();
+                        slot.running = true;
+                        start_run(&env, slot, export.clone(), nominal, tx.clone());
+                        Ok(crate::template::run_id(nominal))
+                    }
+                };
+                let _ = reply.send(answer);
             }
             Event::Shutdown => {
                 if !shutting_down {
