@@ -15,6 +15,7 @@ pub mod fields;
 pub mod filter;
 pub mod format;
 pub mod pipeline;
+pub mod runner;
 pub mod schedule;
 pub mod state;
 pub mod store;

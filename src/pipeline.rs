@@ -76,7 +76,9 @@ pub struct Environment {
     pub staging_dir: PathBuf,
     /// URL of the lead store.
     pub store_url: String,
-    /// Directory the store URL's relative path resolves against.
+    /// URL of the state store (runs, ledger, watermarks).
+    pub state_url: String,
+    /// Directory the store URLs' relative paths resolve against.
     pub base_dir: PathBuf,
 }
 
@@ -87,6 +89,7 @@ impl Environment {
             output_dir: loaded.resolve(&loaded.daemon.defaults.output_dir),
             staging_dir: loaded.resolve(&loaded.daemon.defaults.staging_dir),
             store_url: loaded.daemon.store.url.clone(),
+            state_url: loaded.daemon.state.url.clone(),
             base_dir: loaded.base_dir.clone(),
         }
     }
@@ -94,6 +97,11 @@ impl Environment {
     /// Opens the lead store.
     pub fn open_store(&self) -> Result<Box<dyn LeadStore>, store::Error> {
         store::open(&self.store_url, &self.base_dir)
+    }
+
+    /// Opens the state store.
+    pub fn open_state(&self) -> Result<Box<dyn crate::state::StateStore>, crate::state::Error> {
+        crate::state::open(&self.state_url, &self.base_dir)
     }
 }
 
@@ -531,8 +539,10 @@ fn deliver_all(
             source,
         })?;
     }
-    for dest in &spec.destinations {
+    for (index, dest) in spec.destinations.iter().enumerate() {
         let kind = dest.def.kind_name();
+        let destination_id = crate::state::destination_id(kind, index);
+        let first_delivery = delivered.len();
         let fail = |source| Error::Deliver {
             destination: kind,
             source,
@@ -617,6 +627,10 @@ fn deliver_all(
                     })
                     .map_err(fail)?,
             );
+        }
+        // The ledger tells destinations of the same kind apart by their position.
+        for d in &mut delivered[first_delivery..] {
+            d.destination = destination_id.clone();
         }
     }
     Ok(delivered)

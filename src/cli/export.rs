@@ -2,7 +2,9 @@
 
 use super::common::{find_export, load_config, parse_time};
 use super::{OutputFormat, Paths};
-use crate::pipeline::{self, Environment, RunPlan};
+use crate::pipeline::{Environment, RunPlan};
+use crate::runner;
+use crate::state::Trigger;
 use crate::schedule::Window;
 use anyhow::Context;
 use chrono::Utc;
@@ -51,18 +53,9 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
     if args.dry_run {
         return super::dry_run::print(&loaded, spec, &plan, store.as_ref(), args.format);
     }
+    let state = env.open_state().context("cannot open the state store")?;
     let bar = progress_bar();
-    let started = std::time::Instant::now();
-    let report = pipeline::run_once(&env, spec, &plan, store.as_ref(), &mut |rows, bytes| {
-        if let Some(bar) = &bar {
-            let secs = started.elapsed().as_secs_f64().max(0.001);
-            bar.set_message(format!(
-                "{rows} rows, {:.1} MB, {:.0} rows/s",
-                bytes as f64 / 1e6,
-                rows as f64 / secs
-            ));
-        }
-    });
+    let report = run_with_progress(&env, state.as_ref(), spec, &plan, Trigger::Manual, bar.as_ref());
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -85,16 +78,42 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
                     .unwrap_or_else(|| "beginning".into()),
                 plan.window.end.to_rfc3339()
             );
-            for d in &report.deliveries {
+            const SHOWN: usize = 10;
+            for d in report.deliveries.iter().take(SHOWN) {
                 println!("  {} {} ({} bytes)", d.destination, d.key, d.bytes);
+            }
+            if report.deliveries.len() > SHOWN {
+                println!("  … and {} more (see the manifest)", report.deliveries.len() - SHOWN);
             }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// Runs and records one plan, feeding the progress bar (if any).
+pub(super) fn run_with_progress(
+    env: &Environment,
+    state: &dyn crate::state::StateStore,
+    spec: &crate::config::ExportSpec,
+    plan: &RunPlan,
+    trigger: Trigger,
+    bar: Option<&indicatif::ProgressBar>,
+) -> Result<crate::pipeline::RunReport, crate::runner::Error> {
+    let started = std::time::Instant::now();
+    runner::execute(env, state, spec, plan, trigger, &mut |rows, bytes| {
+        if let Some(bar) = bar {
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            bar.set_message(format!(
+                "{rows} rows, {:.1} MB, {:.0} rows/s",
+                bytes as f64 / 1e6,
+                rows as f64 / secs
+            ));
+        }
+    })
+}
+
 /// A spinner with rows, bytes and rate when stderr is a terminal.
-fn progress_bar() -> Option<indicatif::ProgressBar> {
+pub(super) fn progress_bar() -> Option<indicatif::ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }

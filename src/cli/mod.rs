@@ -2,6 +2,7 @@
 //!
 //! This is the binary's edge, the only place (with `main.rs`) that uses `anyhow`.
 
+mod backfill;
 mod common;
 mod demo;
 mod dry_run;
@@ -57,6 +58,8 @@ pub enum Command {
     Plan(plan::Args),
     /// Run one export now, in the foreground.
     Export(export::Args),
+    /// Run every nominal time of an export's schedule in a range.
+    Backfill(backfill::Args),
     /// Fill the lead store with realistic synthetic leads and events.
     Demo(demo::Args),
     /// Load NDJSON leads or events into the lead store.
@@ -72,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schema(args) => schema::cmd(args),
         Command::Plan(args) => plan::cmd(&paths, args),
         Command::Export(args) => export::cmd(&paths, args),
+        Command::Backfill(args) => backfill::cmd(&paths, args),
         Command::Demo(args) => demo::cmd(&paths, args),
         Command::Ingest(args) => ingest::cmd(&paths, args),
     }

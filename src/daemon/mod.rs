@@ -10,6 +10,7 @@
 
 pub mod reconcile;
 pub mod registry;
+pub mod scheduler;
 
 use crate::config::ExportSpec;
 use crate::pipeline::{self, Environment, RunPlan, RunReport};

@@ -1,0 +1,72 @@
+//! One recorded run: the pipeline plus its bookkeeping in the state store (run state, ledger
+//! rows of every delivered object, the `since_last_run` watermark). Shared by `exportd export`,
+//! `exportd backfill` and the daemon, so a run is recorded the same way whoever starts it.
+
+use crate::config::ExportSpec;
+use crate::pipeline::{self, Environment, RunPlan, RunReport};
+use crate::state::{Delivery, RunOutcome, RunStart, StateStore, Trigger};
+use chrono::Utc;
+
+/// Why a recorded run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The run itself failed (it is recorded as failed).
+    #[error(transparent)]
+    Run(#[from] pipeline::Error),
+    /// The lead store could not be opened (the run is recorded as failed).
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    /// The state store failed; the run may have delivered files that are not in the ledger.
+    #[error("state store: {0}; check the `[state]` url and free space")]
+    State(#[from] crate::state::Error),
+}
+
+/// Runs `plan` of `spec` and records it. `progress` gets rows and bytes now and then.
+pub fn execute(
+    env: &Environment,
+    state: &dyn StateStore,
+    spec: &ExportSpec,
+    plan: &RunPlan,
+    trigger: Trigger,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<RunReport, Error> {
+    let start = RunStart {
+        export: spec.name.clone(),
+        nominal: plan.nominal,
+        window_start: plan.window.start,
+        window_end: plan.window.end,
+        trigger,
+        revision: spec.revision.clone(),
+        started_at: Utc::now(),
+    };
+    let run_id = start.id();
+    state.record_start(&start)?;
+    let result = env
+        .open_store()
+        .map_err(Error::from)
+        .and_then(|store| Ok(pipeline::run_once(env, spec, plan, store.as_ref(), progress)?));
+    match result {
+        Ok(report) => {
+            let deliveries: Vec<Delivery> = report
+                .deliveries
+                .iter()
+                .map(|d| Delivery::from_delivered(&spec.name, &run_id, &d.destination, d))
+                .collect();
+            state.record_deliveries(&deliveries)?;
+            state.record_finish(&run_id, &RunOutcome::from_report(&report), Utc::now())?;
+            // Backfills and manual runs of arbitrary windows do not move the watermark: only
+            // the schedule's own sequence of windows does.
+            if matches!(trigger, Trigger::Schedule | Trigger::CatchUp | Trigger::Api) {
+                state.set_watermark(&spec.name, plan.window.end)?;
+            }
+            Ok(report)
+        }
+        Err(e) => {
+            let outcome = RunOutcome::Failed {
+                error: format!("{e:#}"),
+            };
+            state.record_finish(&run_id, &outcome, Utc::now())?;
+            Err(e)
+        }
+    }
+}
