@@ -5,6 +5,7 @@
 //! compressed (`compress`), split into parts and delivered (`pipeline`, `deliver`). See
 //! ARCHITECTURE.md for the map.
 
+pub mod api;
 pub mod chunk;
 pub mod cli;
 pub mod compress;

@@ -41,10 +41,15 @@ pub fn execute(
     };
     let run_id = start.id();
     state.record_start(&start)?;
-    let result = env
-        .open_store()
-        .map_err(Error::from)
-        .and_then(|store| Ok(pipeline::run_once(env, spec, plan, store.as_ref(), progress)?));
+    let result = env.open_store().map_err(Error::from).and_then(|store| {
+        Ok(pipeline::run_once(
+            env,
+            spec,
+            plan,
+            store.as_ref(),
+            progress,
+        )?)
+    });
     match result {
         Ok(report) => {
             let deliveries: Vec<Delivery> = report

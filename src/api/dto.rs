@@ -39,7 +39,7 @@ pub struct ExportDetail {
     /// The most recently finished completed run, however far back it is (the recent `runs`
     /// may all have failed, and "when did this last work" is the first question asked).
     pub last_success: Option<RunRecord>,
-    /// The newest runs, newest nominal time first (at most [`super::routes::DETAIL_RUNS`]).
+    /// The newest runs, newest nominal time first (at most 20).
     pub runs: Vec<RunRecord>,
 }
 

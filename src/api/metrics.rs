@@ -85,7 +85,13 @@ pub fn render(registry: &Registry) -> String {
         "Wall-clock duration of finished runs, by export.",
     );
     for (export, (buckets, sum, count)) in &c.durations {
-        out.histogram("exportd_run_duration_seconds", export, buckets, *sum, *count);
+        out.histogram(
+            "exportd_run_duration_seconds",
+            export,
+            buckets,
+            *sum,
+            *count,
+        );
     }
 
     out.family(
@@ -157,7 +163,11 @@ pub fn render(registry: &Registry) -> String {
             "gauge",
             "Unix time of the last reconcile of the definitions.",
         );
-        out.sample("exportd_last_reload_timestamp_seconds", &[], unix_seconds(at));
+        out.sample(
+            "exportd_last_reload_timestamp_seconds",
+            &[],
+            unix_seconds(at),
+        );
     }
     if let Some(at) = registry.started_at {
         out.family(
@@ -224,7 +234,11 @@ impl Exposition {
             count as f64,
         );
         self.sample(&format!("{name}_sum"), &[("export", export)], sum);
-        self.sample(&format!("{name}_count"), &[("export", export)], count as f64);
+        self.sample(
+            &format!("{name}_count"),
+            &[("export", export)],
+            count as f64,
+        );
     }
 }
 

@@ -1,8 +1,8 @@
 //! `exportd backfill NAME --from DATE --to DATE`: runs every nominal time of the export's
 //! schedule in the range, oldest first, each with the window it would have had.
 
-use super::common::{find_export, load_config, parse_time};
 use super::Paths;
+use super::common::{find_export, load_config, parse_time};
 use super::export::{progress_bar, run_with_progress};
 use crate::pipeline::{Environment, RunPlan};
 use crate::state::Trigger;
@@ -50,7 +50,10 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
         .take(MAX_RUNS + 1)
         .collect();
     if nominals.len() > MAX_RUNS {
-        bail!("the range holds more than {MAX_RUNS} runs of `{}`; split it", spec.name);
+        bail!(
+            "the range holds more than {MAX_RUNS} runs of `{}`; split it",
+            spec.name
+        );
     }
     let env = Environment::from_loaded(&loaded);
     let state = env.open_state().context("cannot open the state store")?;
@@ -72,7 +75,14 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
             continue;
         }
         let bar = progress_bar();
-        let result = run_with_progress(&env, state.as_ref(), spec, &plan, Trigger::Backfill, bar.as_ref());
+        let result = run_with_progress(
+            &env,
+            state.as_ref(),
+            spec,
+            &plan,
+            Trigger::Backfill,
+            bar.as_ref(),
+        );
         if let Some(bar) = &bar {
             bar.finish_and_clear();
         }
@@ -90,5 +100,9 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     println!("{} run(s), {failed} failed", nominals.len());
-    Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -4,8 +4,8 @@ use super::common::{find_export, load_config, parse_time};
 use super::{OutputFormat, Paths};
 use crate::pipeline::{Environment, RunPlan};
 use crate::runner;
-use crate::state::Trigger;
 use crate::schedule::Window;
+use crate::state::Trigger;
 use anyhow::Context;
 use chrono::Utc;
 use std::io::IsTerminal;
@@ -55,7 +55,14 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
     }
     let state = env.open_state().context("cannot open the state store")?;
     let bar = progress_bar();
-    let report = run_with_progress(&env, state.as_ref(), spec, &plan, Trigger::Manual, bar.as_ref());
+    let report = run_with_progress(
+        &env,
+        state.as_ref(),
+        spec,
+        &plan,
+        Trigger::Manual,
+        bar.as_ref(),
+    );
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -83,7 +90,10 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
                 println!("  {} {} ({} bytes)", d.destination, d.key, d.bytes);
             }
             if report.deliveries.len() > SHOWN {
-                println!("  … and {} more (see the manifest)", report.deliveries.len() - SHOWN);
+                println!(
+                    "  … and {} more (see the manifest)",
+                    report.deliveries.len() - SHOWN
+                );
             }
         }
     }

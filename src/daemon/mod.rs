@@ -13,9 +13,13 @@ pub mod registry;
 pub mod scheduler;
 
 use crate::config::ExportSpec;
-use crate::pipeline::{self, Environment, RunPlan, RunReport};
+use crate::pipeline::{Environment, RunPlan, RunReport};
+use crate::runner;
+use crate::state::{StateStore, Trigger};
 use chrono::{DateTime, Utc};
 use reconcile::{Fingerprint, Reconciler};
+use registry::{Condition, ExportStatus, SharedRegistry};
+use scheduler::ExportSchedule;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -80,10 +84,17 @@ pub struct Options {
 /// One scheduled export.
 struct Slot {
     spec: Arc<ExportSpec>,
-    next: Option<DateTime<Utc>>,
-    running: bool,
-    /// End of the last exported window, for `since_last_run`.
-    watermark: Option<DateTime<Utc>>,
+    queue: ExportSchedule,
+}
+
+/// Everything the event loop works with.
+struct Daemon {
+    env: Environment,
+    state: Arc<dyn StateStore>,
+    registry: SharedRegistry,
+    slots: BTreeMap<String, Slot>,
+    events: mpsc::UnboundedSender<Event>,
+    max_catch_up: usize,
 }
 
 /// Runs the daemon until SIGTERM. Blocks the calling thread.
@@ -101,37 +112,48 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
     spawn_watcher(options.clone(), tx.clone());
 
     let mut reconciler = Reconciler::new(options.config.clone(), options.exports.clone());
-    let mut slots: BTreeMap<String, Slot> = BTreeMap::new();
-    let mut env = apply(&mut reconciler, &mut slots, Utc::now());
-    info!(exports = slots.len(), "exportd is ready.");
-    notify_ready();
+    let first = reconciler.reload();
+    let state: Arc<dyn StateStore> = Arc::from(
+        first
+            .environment
+            .open_state()
+            .map_err(|e| anyhow::anyhow!("cannot open the state store: {e}"))?,
+    );
+    let registry: SharedRegistry = Arc::default();
+    if let Ok(mut r) = registry.write() {
+        r.started_at = Some(Utc::now());
+    }
+    let mut daemon = Daemon {
+        env: first.environment.clone(),
+        state,
+        registry,
+        slots: BTreeMap::new(),
+        events: tx.clone(),
+        max_catch_up: 100,
+    };
+    daemon.apply(first, Utc::now());
+    daemon.recover_interrupted_runs();
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    daemon.start_api(api_stopped);
+    info!(exports = daemon.slots.len(), "exportd is ready.");
+    notify("READY=1");
     let mut shutting_down = false;
     loop {
         let now = Utc::now();
         if !shutting_down {
-            for (name, slot) in slots.iter_mut() {
-                let due = slot.next.filter(|n| *n <= now);
-                if let (Some(nominal), false) = (due, slot.running) {
-                    slot.running = true;
-                    slot.next = slot
-                        .spec
-                        .schedule
-                        .as_ref()
-                        .and_then(|s| s.next_after(nominal.max(now), slot.spec.timezone));
-                    start_run(&env, slot, name.clone(), nominal, tx.clone());
-                }
-            }
+            daemon.start_due_runs(now);
         }
-        if shutting_down && slots.values().all(|s| !s.running) {
+        if shutting_down && daemon.slots.values().all(|s| !s.queue.is_running()) {
+            let _ = stop_api.send(());
             info!("All runs finished; exiting.");
             return Ok(());
         }
-        let wake = slots
+        let wake = daemon
+            .slots
             .values()
-            .filter(|s| !s.running)
-            .filter_map(|s| s.next)
+            .filter_map(|s| s.queue.wake_at(now))
             .min()
-            .map(|n| (n - Utc::now()).to_std().unwrap_or_default())
+            .map(|t| (t - Utc::now()).to_std().unwrap_or_default())
             .unwrap_or(std::time::Duration::from_secs(60))
             .min(std::time::Duration::from_secs(60));
         let event = tokio::select! {
@@ -142,50 +164,26 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
             Event::Tick => {}
             Event::Reload(why) => {
                 info!(trigger = why, "Reloading definitions.");
-                env = apply(&mut reconciler, &mut slots, Utc::now());
+                let outcome = reconciler.reload();
+                daemon.apply(outcome, Utc::now());
             }
             Event::RunFinished {
                 export,
                 nominal,
                 result,
-            } => {
-                if let Some(slot) = slots.get_mut(&export) {
-                    slot.running = false;
-                    if let Ok(report) = result.as_ref() {
-                        slot.watermark =
-                            Some(RunPlan::at(&slot.spec, nominal, slot.watermark).window.end);
-                        info!(
-                            export = %export,
-                            run_id = %report.run_id,
-                            rows = report.rows,
-                            bytes = report.bytes,
-                            parts = report.parts.len(),
-                            elapsed_ms = report.elapsed_ms,
-                            "Run completed."
-                        );
-                    }
-                }
-                if let Err(e) = *result {
-                    error!(export = %export, nominal = %nominal.to_rfc3339(), error = %e, "Run failed.");
-                }
-            }
+            } => daemon.finished(&export, nominal, *result),
             Event::Trigger { export, reply } => {
-                let answer = match slots.get_mut(&export) {
-                    _ if shutting_down => Err(TriggerError::ShuttingDown),
-                    None => Err(TriggerError::UnknownExport(export.clone())),
-                    Some(slot) if slot.running => Err(TriggerError::AlreadyRunning(export.clone())),
-                    Some(slot) => {
-                        let nominal = Utc::now();
-                        slot.running = true;
-                        start_run(&env, slot, export.clone(), nominal, tx.clone());
-                        Ok(crate::template::run_id(nominal))
-                    }
+                let answer = if shutting_down {
+                    Err(TriggerError::ShuttingDown)
+                } else {
+                    daemon.trigger(&export, Utc::now())
                 };
                 let _ = reply.send(answer);
             }
             Event::Shutdown => {
                 if !shutting_down {
                     info!("Shutting down: no new runs; waiting for running ones.");
+                    notify("STOPPING=1");
                 }
                 shutting_down = true;
             }
@@ -193,84 +191,289 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
     }
 }
 
-/// Reconciles the scheduled set with what is on disk.
-fn apply(
-    reconciler: &mut Reconciler,
-    slots: &mut BTreeMap<String, Slot>,
-    now: DateTime<Utc>,
-) -> Environment {
-    let outcome = reconciler.reload();
-    for d in &outcome.diagnostics {
-        if d.is_error() {
-            error!(diagnostic = %d, "Definition rejected; the last valid version (if any) keeps running.");
-        } else {
-            warn!(diagnostic = %d, "Definition warning.");
+impl Daemon {
+    /// Reconciles the scheduled set with a reload's outcome.
+    fn apply(&mut self, outcome: reconcile::Outcome, now: DateTime<Utc>) {
+        for d in &outcome.diagnostics {
+            if d.is_error() {
+                error!(diagnostic = %d, "Definition rejected; the last valid version (if any) keeps running.");
+            } else {
+                warn!(diagnostic = %d, "Definition warning.");
+            }
         }
-    }
-    for name in &outcome.diff.removed {
-        slots.remove(name);
-    }
-    for spec in outcome.active.values() {
-        let changed = slots
-            .get(&spec.name)
-            .is_none_or(|s| s.spec.revision != spec.revision);
-        if !changed {
-            continue;
+        self.env = outcome.environment.clone();
+        for name in &outcome.diff.removed {
+            self.slots.remove(name);
         }
-        let next = if spec.def.suspend {
-            None
-        } else {
-            spec.schedule
-                .as_ref()
-                .and_then(|s| s.next_after(now, spec.timezone))
-        };
-        let previous = slots.remove(&spec.name);
-        slots.insert(
-            spec.name.clone(),
-            Slot {
-                spec: spec.clone(),
-                next,
-                running: previous.as_ref().is_some_and(|p| p.running),
-                watermark: previous.and_then(|p| p.watermark),
-            },
-        );
-    }
-    info!(
-        added = ?outcome.diff.added,
-        changed = ?outcome.diff.changed,
-        removed = ?outcome.diff.removed,
-        rejected = outcome.rejected.len(),
-        "Definitions reconciled."
-    );
-    outcome.environment
-}
-
-fn start_run(
-    env: &Environment,
-    slot: &Slot,
-    name: String,
-    nominal: DateTime<Utc>,
-    tx: mpsc::UnboundedSender<Event>,
-) {
-    let env = env.clone();
-    let spec = slot.spec.clone();
-    let watermark = slot.watermark;
-    info!(export = %name, nominal = %nominal.to_rfc3339(), "Run started.");
-    tokio::task::spawn_blocking(move || {
-        let plan = RunPlan::at(&spec, nominal, watermark);
-        let result = env
-            .open_store()
-            .map_err(|e| e.to_string())
-            .and_then(|store| {
-                pipeline::run_once(&env, &spec, &plan, store.as_ref(), &mut |_, _| {})
-                    .map_err(|e| e.to_string())
+        for spec in outcome.active.values() {
+            let unchanged = self
+                .slots
+                .get(&spec.name)
+                .is_some_and(|s| s.spec.revision == spec.revision);
+            if unchanged {
+                continue;
+            }
+            let last = self.state.last_nominal(&spec.name).unwrap_or_else(|e| {
+                warn!(export = %spec.name, error = %e, "Cannot read the run history; no catch-up.");
+                None
             });
-        let _ = tx.send(Event::RunFinished {
-            export: name,
-            nominal,
-            result: Box::new(result),
+            let mut queue = ExportSchedule::new(
+                spec.schedule.clone(),
+                spec.timezone,
+                spec.def.suspend,
+                last,
+                spec.def.catch_up,
+                self.max_catch_up,
+                now,
+            );
+            let previous = self.slots.remove(&spec.name);
+            if previous.as_ref().is_some_and(|p| p.queue.is_running()) {
+                // The running run finishes under the old revision; the new queue waits for it.
+                queue.mark_running();
+            }
+            if queue.caught_up.0 > 0 || queue.caught_up.1 > 0 {
+                info!(
+                    export = %spec.name,
+                    queued = queue.caught_up.0,
+                    skipped = queue.caught_up.1,
+                    policy = ?spec.def.catch_up,
+                    "Catching up runs missed while the daemon was down."
+                );
+            }
+            if let Err(e) = self
+                .state
+                .set_accepted_revision(&spec.name, &spec.revision, now)
+            {
+                warn!(export = %spec.name, error = %e, "Cannot record the accepted revision.");
+            }
+            self.slots.insert(
+                spec.name.clone(),
+                Slot {
+                    spec: spec.clone(),
+                    queue,
+                },
+            );
+        }
+        let failed = !outcome.rejected.is_empty();
+        info!(
+            added = ?outcome.diff.added,
+            changed = ?outcome.diff.changed,
+            removed = ?outcome.diff.removed,
+            rejected = outcome.rejected.len(),
+            "Definitions reconciled."
+        );
+        self.publish(&outcome, failed, now);
+    }
+
+    /// Rebuilds the registry the API reads.
+    fn publish(&self, outcome: &reconcile::Outcome, failed: bool, now: DateTime<Utc>) {
+        let Ok(mut registry) = self.registry.write() else {
+            return;
+        };
+        if failed {
+            registry.counters.reloads_failed += 1;
+        } else {
+            registry.counters.reloads_ok += 1;
+        }
+        registry.last_reload = Some(now);
+        registry.exports.clear();
+        for (name, slot) in &self.slots {
+            registry.exports.insert(name.clone(), self.status_of(slot));
+        }
+        for (name, file) in &outcome.rejected_files {
+            let errors: Vec<String> = outcome
+                .diagnostics
+                .iter()
+                .filter(|d| d.file == *file && d.is_error())
+                .map(ToString::to_string)
+                .collect();
+            let entry = registry
+                .exports
+                .entry(name.clone())
+                .or_insert_with(|| ExportStatus {
+                    name: name.clone(),
+                    file: file.clone(),
+                    description: None,
+                    condition: Condition::Stalled,
+                    reason: String::new(),
+                    active_revision: None,
+                    schedule: None,
+                    timezone: None,
+                    window: None,
+                    next_runs: Vec::new(),
+                    errors: Vec::new(),
+                });
+            entry.condition = Condition::Stalled;
+            entry.reason = if entry.active_revision.is_some() {
+                "the file on disk is invalid; the last valid version keeps running".into()
+            } else {
+                "the file on disk is invalid and no valid version was ever accepted".into()
+            };
+            entry.errors = errors;
+        }
+    }
+
+    fn status_of(&self, slot: &Slot) -> ExportStatus {
+        let spec = &slot.spec;
+        let (condition, reason) = if slot.queue.is_running() {
+            (Condition::Running, "a run is in progress".to_owned())
+        } else if spec.def.suspend {
+            (Condition::Suspended, "`suspend = true`".to_owned())
+        } else if spec.schedule.is_none() {
+            (
+                Condition::OnDemand,
+                "no schedule: runs on demand".to_owned(),
+            )
+        } else {
+            (Condition::Ready, "scheduled".to_owned())
+        };
+        ExportStatus {
+            name: spec.name.clone(),
+            file: spec.file.clone(),
+            description: spec.def.description.clone(),
+            condition,
+            reason,
+            active_revision: Some(spec.revision.clone()),
+            schedule: spec.schedule.as_ref().map(|s| s.describe()),
+            timezone: Some(spec.timezone.name().to_owned()),
+            window: Some(spec.window.as_str().to_owned()),
+            next_runs: slot.queue.upcoming(3),
+            errors: Vec::new(),
+        }
+    }
+
+    fn refresh_status(&self, export: &str) {
+        if let (Some(slot), Ok(mut registry)) = (self.slots.get(export), self.registry.write()) {
+            let status = self.status_of(slot);
+            let entry = registry
+                .exports
+                .entry(export.to_owned())
+                .or_insert(status.clone());
+            // A stalled export keeps its file errors while its last valid version runs.
+            let errors = std::mem::take(&mut entry.errors);
+            let stalled = entry.condition == Condition::Stalled;
+            *entry = status;
+            if stalled && !errors.is_empty() {
+                entry.condition = Condition::Stalled;
+                entry.errors = errors;
+            }
+        }
+    }
+
+    /// Runs left `running` by a crash are started again first.
+    fn recover_interrupted_runs(&mut self) {
+        let running = self.state.running_runs().unwrap_or_else(|e| {
+            warn!(error = %e, "Cannot read runs left running; none recovered.");
+            Vec::new()
         });
-    });
+        for run in running {
+            match self.slots.get_mut(&run.export) {
+                Some(slot) => {
+                    info!(export = %run.export, run_id = %run.id, "Retrying a run interrupted by a crash.");
+                    slot.queue.push_front(run.nominal, run.trigger);
+                }
+                None => {
+                    let _ = self.state.mark_interrupted(&run.id, Utc::now());
+                }
+            }
+        }
+    }
+
+    fn start_due_runs(&mut self, now: DateTime<Utc>) {
+        let names: Vec<String> = self.slots.keys().cloned().collect();
+        for name in names {
+            let Some(slot) = self.slots.get_mut(&name) else {
+                continue;
+            };
+            if let Some((nominal, trigger)) = slot.queue.poll(now) {
+                let spec = slot.spec.clone();
+                self.start_run(spec, nominal, trigger);
+                self.refresh_status(&name);
+            }
+        }
+    }
+
+    fn trigger(&mut self, export: &str, now: DateTime<Utc>) -> Result<String, TriggerError> {
+        let slot = self
+            .slots
+            .get_mut(export)
+            .ok_or_else(|| TriggerError::UnknownExport(export.to_owned()))?;
+        if slot.queue.is_running() {
+            return Err(TriggerError::AlreadyRunning(export.to_owned()));
+        }
+        slot.queue.push_front(now, Trigger::Api);
+        self.start_due_runs(now);
+        Ok(crate::state::run_id(export, now))
+    }
+
+    fn start_run(&self, spec: Arc<ExportSpec>, nominal: DateTime<Utc>, trigger: Trigger) {
+        let env = self.env.clone();
+        let state = self.state.clone();
+        let tx = self.events.clone();
+        info!(export = %spec.name, nominal = %nominal.to_rfc3339(), trigger = trigger.as_str(), "Run started.");
+        tokio::task::spawn_blocking(move || {
+            let watermark = state.watermark(&spec.name).ok().flatten();
+            let plan = RunPlan::at(&spec, nominal, watermark);
+            let result =
+                runner::execute(&env, state.as_ref(), &spec, &plan, trigger, &mut |_, _| {})
+                    .map_err(|e| format!("{e:#}"));
+            let _ = tx.send(Event::RunFinished {
+                export: spec.name.clone(),
+                nominal,
+                result: Box::new(result),
+            });
+        });
+    }
+
+    fn finished(
+        &mut self,
+        export: &str,
+        nominal: DateTime<Utc>,
+        result: Result<RunReport, String>,
+    ) {
+        if let Some(slot) = self.slots.get_mut(export) {
+            slot.queue.finished();
+        }
+        let seconds;
+        if let Ok(mut registry) = self.registry.write() {
+            match &result {
+                Ok(report) => {
+                    seconds = report.elapsed_ms as f64 / 1000.0;
+                    registry.counters.run_finished(
+                        export,
+                        "completed",
+                        report.rows,
+                        report.bytes,
+                        seconds,
+                    );
+                    registry
+                        .counters
+                        .last_success
+                        .insert(export.to_owned(), Utc::now());
+                }
+                Err(_) => registry.counters.run_finished(export, "failed", 0, 0, 0.0),
+            }
+        }
+        match result {
+            Ok(report) => info!(
+                export = %export,
+                run_id = %report.run_id,
+                rows = report.rows,
+                bytes = report.bytes,
+                parts = report.parts.len(),
+                elapsed_ms = report.elapsed_ms,
+                "Run completed."
+            ),
+            Err(e) => {
+                error!(export = %export, nominal = %nominal.to_rfc3339(), error = %e, "Run failed.")
+            }
+        }
+        self.refresh_status(export);
+    }
+
+    fn start_api(&self, stop: tokio::sync::oneshot::Receiver<()>) {
+        drop(stop);
+    }
 }
 
 fn spawn_signal_handlers(tx: mpsc::UnboundedSender<Event>) -> anyhow::Result<()> {
@@ -319,12 +522,11 @@ fn spawn_watcher(options: Options, tx: mpsc::UnboundedSender<Event>) {
     });
 }
 
-/// Tells systemd the daemon is ready (no-op outside systemd).
-fn notify_ready() {
-    if let Some(path) = std::env::var_os("NOTIFY_SOCKET") {
-        let socket = std::os::unix::net::UnixDatagram::unbound();
-        if let Ok(socket) = socket {
-            let _ = socket.send_to(b"READY=1", path);
-        }
+/// Sends a state line to systemd (no-op outside systemd).
+fn notify(state: &str) {
+    if let Some(path) = std::env::var_os("NOTIFY_SOCKET")
+        && let Ok(socket) = std::os::unix::net::UnixDatagram::unbound()
+    {
+        let _ = socket.send_to(state.as_bytes(), path);
     }
 }

@@ -30,6 +30,8 @@ pub struct Outcome {
     pub diff: Diff,
     /// Files rejected this time (their last valid version, if any, stays active).
     pub rejected: Vec<String>,
+    /// The same, with their files.
+    pub rejected_files: Vec<(String, PathBuf)>,
     /// Every problem found.
     pub diagnostics: Vec<Diagnostic>,
     /// Output and staging locations.
@@ -89,6 +91,7 @@ impl Reconciler {
             active: next,
             diff,
             rejected,
+            rejected_files: loaded.rejected.clone(),
             diagnostics: loaded.diagnostics,
             environment,
         }

@@ -39,7 +39,10 @@ pub fn missed_runs(
     };
     // Bounded so that a years-long outage with `every 1m` cannot allocate without end.
     let limit = max.max(1) * 4 + 1_000;
-    let missed: Vec<_> = schedule.nominal_times(last, now, timezone).take(limit).collect();
+    let missed: Vec<_> = schedule
+        .nominal_times(last, now, timezone)
+        .take(limit)
+        .collect();
     let total = missed.len();
     let kept: Vec<_> = match policy {
         CatchUp::None => Vec::new(),
@@ -106,6 +109,12 @@ impl ExportSchedule {
         let due = self.pending.pop_front()?;
         self.running = true;
         Some(due)
+    }
+
+    /// Marks a run as in progress that this queue did not start (a run of the previous
+    /// revision still going when the definition changed).
+    pub fn mark_running(&mut self) {
+        self.running = true;
     }
 
     /// The previous run ended.
@@ -195,7 +204,15 @@ mod tests {
         let last = at("2024-01-15T09:00:00Z");
         let now = at("2024-01-15T12:07:00Z");
         let queued = |policy| {
-            let mut q = ExportSchedule::new(Some(schedule.clone()), tz, false, Some(last), policy, 100, now);
+            let mut q = ExportSchedule::new(
+                Some(schedule.clone()),
+                tz,
+                false,
+                Some(last),
+                policy,
+                100,
+                now,
+            );
             let mut runs = Vec::new();
             while let Some((t, trigger)) = q.poll(now) {
                 runs.push((t, trigger));
@@ -207,7 +224,10 @@ mod tests {
         assert_eq!(all.len(), 12);
         assert_eq!(all[0], (at("2024-01-15T09:15:00Z"), Trigger::CatchUp));
         assert_eq!(all[11], (at("2024-01-15T12:00:00Z"), Trigger::CatchUp));
-        assert_eq!(queued(CatchUp::Latest), vec![(at("2024-01-15T12:00:00Z"), Trigger::CatchUp)]);
+        assert_eq!(
+            queued(CatchUp::Latest),
+            vec![(at("2024-01-15T12:00:00Z"), Trigger::CatchUp)]
+        );
         assert!(queued(CatchUp::None).is_empty());
         // The bound keeps the newest runs.
         let (bounded, skipped) = missed_runs(&schedule, tz, Some(last), now, CatchUp::All, 5);
@@ -220,22 +240,44 @@ mod tests {
     fn runs_never_overlap_and_due_runs_wait() {
         let schedule: Schedule = "every 1m".parse().unwrap();
         let t0 = at("2024-01-15T00:00:30Z");
-        let mut q = ExportSchedule::new(Some(schedule), chrono_tz::UTC, false, None, CatchUp::Latest, 100, t0);
+        let mut q = ExportSchedule::new(
+            Some(schedule),
+            chrono_tz::UTC,
+            false,
+            None,
+            CatchUp::Latest,
+            100,
+            t0,
+        );
         let first = q.poll(at("2024-01-15T00:01:00Z")).unwrap();
         assert_eq!(first.0, at("2024-01-15T00:01:00Z"));
         // Still running two minutes later: nothing starts, both due runs wait in order.
         assert_eq!(q.poll(at("2024-01-15T00:03:10Z")), None);
         q.finished();
-        assert_eq!(q.poll(at("2024-01-15T00:03:10Z")).unwrap().0, at("2024-01-15T00:02:00Z"));
+        assert_eq!(
+            q.poll(at("2024-01-15T00:03:10Z")).unwrap().0,
+            at("2024-01-15T00:02:00Z")
+        );
         q.finished();
-        assert_eq!(q.poll(at("2024-01-15T00:03:10Z")).unwrap().0, at("2024-01-15T00:03:00Z"));
+        assert_eq!(
+            q.poll(at("2024-01-15T00:03:10Z")).unwrap().0,
+            at("2024-01-15T00:03:00Z")
+        );
     }
 
     #[test]
     fn suspended_and_unscheduled_exports_never_fire() {
         let schedule: Schedule = "every 1m".parse().unwrap();
         let t0 = at("2024-01-15T00:00:00Z");
-        let mut q = ExportSchedule::new(Some(schedule), chrono_tz::UTC, true, Some(t0), CatchUp::All, 100, t0);
+        let mut q = ExportSchedule::new(
+            Some(schedule),
+            chrono_tz::UTC,
+            true,
+            Some(t0),
+            CatchUp::All,
+            100,
+            t0,
+        );
         assert_eq!(q.poll(t0 + chrono::Duration::hours(1)), None);
         assert_eq!(q.wake_at(t0), None);
         let mut q = ExportSchedule::new(None, chrono_tz::UTC, false, None, CatchUp::All, 100, t0);
