@@ -113,6 +113,7 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
 
     let mut reconciler = Reconciler::new(options.config.clone(), options.exports.clone());
     let first = reconciler.reload();
+    let first_listen = first.listen.clone();
     let state: Arc<dyn StateStore> = Arc::from(
         first
             .environment
@@ -134,7 +135,7 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
     daemon.apply(first, Utc::now());
     daemon.recover_interrupted_runs();
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    daemon.start_api(api_stopped);
+    daemon.start_api(&first_listen, api_stopped).await?;
     info!(exports = daemon.slots.len(), "exportd is ready.");
     notify("READY=1");
     let mut shutting_down = false;
@@ -471,8 +472,33 @@ impl Daemon {
         self.refresh_status(export);
     }
 
-    fn start_api(&self, stop: tokio::sync::oneshot::Receiver<()>) {
-        drop(stop);
+    /// Serves the HTTP API until `stop` fires. The listener is bound before READY=1, so a port
+    /// already in use fails start-up instead of a background task.
+    async fn start_api(
+        &self,
+        listen: &str,
+        stop: tokio::sync::oneshot::Receiver<()>,
+    ) -> anyhow::Result<()> {
+        let listener = crate::api::bind(listen).await?;
+        let address = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| listen.to_owned());
+        info!(address = %address, "HTTP API listening.");
+        let router = crate::api::router(
+            self.registry.clone(),
+            self.state.clone(),
+            self.events.clone(),
+        );
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop.await;
+            };
+            if let Err(e) = crate::api::serve_on(listener, router, shutdown).await {
+                error!(error = %e, "HTTP API stopped.");
+            }
+        });
+        Ok(())
     }
 }
 

@@ -36,6 +36,8 @@ pub struct Outcome {
     pub diagnostics: Vec<Diagnostic>,
     /// Output and staging locations.
     pub environment: Environment,
+    /// `[http] listen` (read at start-up; changing it needs a restart).
+    pub listen: String,
 }
 
 /// Keeps the accepted version of every export across reloads.
@@ -59,6 +61,7 @@ impl Reconciler {
     pub fn reload(&mut self) -> Outcome {
         let loaded = load::load(&self.config, &self.exports);
         let environment = Environment::from_loaded(&loaded);
+        let listen = loaded.daemon.http.listen.clone();
         let on_disk: BTreeSet<String> = loaded
             .specs
             .iter()
@@ -92,6 +95,7 @@ impl Reconciler {
             diff,
             rejected,
             rejected_files: loaded.rejected.clone(),
+            listen,
             diagnostics: loaded.diagnostics,
             environment,
         }

@@ -16,10 +16,20 @@ struct Daemon {
 impl Daemon {
     fn start(files: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
+        // Port 0: tests run in parallel; the daemon logs the address it got.
+        write(
+            &dir.path().join("exportd.toml"),
+            "[http]\nlisten = \"127.0.0.1:0\"\n",
+        );
         for (name, text) in files {
             write(&dir.path().join(name), text);
         }
+        Daemon::spawn(dir)
+    }
+
+    fn spawn(dir: tempfile::TempDir) -> Daemon {
         let log = dir.path().join("daemon.log");
+        let _ = std::fs::remove_file(&log);
         let child = Command::new(env!("CARGO_BIN_EXE_exportd"))
             .arg("run")
             .current_dir(dir.path())
@@ -33,6 +43,51 @@ impl Daemon {
         let daemon = Daemon { child, dir, log };
         daemon.wait_for_log("exportd is ready", Duration::from_secs(20));
         daemon
+    }
+
+    /// Stops the process with SIGKILL (no clean-up) and starts a new one on the same directory.
+    fn crash_and_restart(mut self) -> Daemon {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let previous = self.log_text();
+        let dir = tempfile::TempDir::new().expect("placeholder");
+        let real = std::mem::replace(&mut self.dir, dir);
+        std::fs::write(real.path().join("daemon-before-crash.log"), previous).expect("keep log");
+        Daemon::spawn(real)
+    }
+
+    /// The API address the daemon logged.
+    fn api(&self) -> String {
+        let line = self.wait_for_log("HTTP API listening", Duration::from_secs(5));
+        let start = line.find("address=").expect("address field") + "address=".len();
+        line[start..]
+            .split_whitespace()
+            .next()
+            .expect("address")
+            .to_owned()
+    }
+
+    /// One HTTP/1.1 request; returns (status, body).
+    fn http(&self, method: &str, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(self.api()).expect("connect to the API");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status line");
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        (status, body.to_owned())
     }
 
     fn path(&self, relative: &str) -> PathBuf {
@@ -170,4 +225,116 @@ path = "out/{{run_id}}_{{part}}.ndjson"
         .collect();
     assert!(out.iter().any(|n| n.ends_with("_001.ndjson")), "{out:?}");
     assert!(out.iter().any(|n| n == "_manifest.json"), "{out:?}");
+}
+
+#[test]
+fn api_shows_a_broken_edit_with_its_position_while_the_last_version_runs() {
+    let daemon = Daemon::start(&[("exports.d/alpha.toml", HOURLY)]);
+    let (status, body) = daemon.http("GET", "/v1/exports/alpha");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"condition\":\"ready\""), "{body}");
+    let mark = daemon.log_text().len();
+    write(
+        &daemon.path("exports.d/alpha.toml"),
+        &HOURLY.replace("previous_day", "previous_dya"),
+    );
+    daemon.wait_for_log_after(mark, "Definitions reconciled", Duration::from_secs(5));
+    let (status, body) = daemon.http("GET", "/v1/exports/alpha");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"condition\":\"stalled\""), "{body}");
+    assert!(
+        body.contains("exports.d/alpha.toml:3:10: error: unknown window"),
+        "{body}"
+    );
+    assert!(
+        body.contains("\"active_revision\":\""),
+        "the last valid version keeps running: {body}"
+    );
+    // Fixing the file makes it ready again.
+    let mark = daemon.log_text().len();
+    write(&daemon.path("exports.d/alpha.toml"), HOURLY);
+    daemon.wait_for_log_after(mark, "Definitions reconciled", Duration::from_secs(5));
+    let (_, body) = daemon.http("GET", "/v1/exports/alpha");
+    assert!(body.contains("\"condition\":\"ready\""), "{body}");
+    let (status, metrics) = daemon.http("GET", "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("exportd_config_reloads_total"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_run_killed_midway_is_retried_after_restart_with_one_set_of_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let status = Command::new(env!("CARGO_BIN_EXE_exportd"))
+        .args([
+            "demo",
+            "--leads",
+            "60000",
+            "--seed",
+            "3",
+            "--end",
+            "2024-06-01T00:00:00Z",
+        ])
+        .current_dir(dir.path())
+        .env_remove("EXPORTD_CONFIG")
+        .stdout(Stdio::null())
+        .status()
+        .expect("demo");
+    assert!(status.success());
+    write(
+        &dir.path().join("exportd.toml"),
+        "[http]\nlisten = \"127.0.0.1:0\"\n",
+    );
+    // 7z compresses slowly, so the run is still going when the process is killed.
+    write(
+        &dir.path().join("exports.d/slow.toml"),
+        r#"
+window = "all"
+[format]
+type = "json"
+pretty = true
+compression = "7z"
+[chunk]
+max_rows = 20000
+[[deliver]]
+to = "local"
+path = "out/slow_{{part}}.json.7z"
+"#,
+    );
+    let daemon = Daemon::spawn(dir);
+    let (status, body) = daemon.http("POST", "/v1/exports/slow/run");
+    assert_eq!(status, 202, "{body}");
+    daemon.wait_for_log("Run started", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !daemon.log_text().contains("Run completed"),
+        "the run finished before it could be killed; make it slower"
+    );
+    let daemon = daemon.crash_and_restart();
+    let logged = daemon.wait_for_log("Run completed", Duration::from_secs(120));
+    assert!(
+        logged.contains("Retrying a run interrupted by a crash"),
+        "{logged}"
+    );
+    let mut files: Vec<String> = std::fs::read_dir(daemon.path("var/exports/out"))
+        .expect("output dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "_manifest.json",
+            "slow_001.json.7z",
+            "slow_002.json.7z",
+            "slow_003.json.7z"
+        ],
+        "exactly one set of files, no temporaries"
+    );
+    let (status, body) = daemon.http("GET", "/v1/runs?export=slow");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"state\":\"completed\""), "{body}");
+    assert!(body.contains("\"attempt\":2"), "{body}");
 }
