@@ -11,6 +11,7 @@ mod ingest;
 mod plan;
 mod run;
 mod schema;
+mod status;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -60,6 +61,8 @@ pub enum Command {
     Export(export::Args),
     /// Run every nominal time of an export's schedule in a range.
     Backfill(backfill::Args),
+    /// Every export with its state, next run and last run.
+    Status(status::Args),
     /// Fill the lead store with realistic synthetic leads and events.
     Demo(demo::Args),
     /// Load NDJSON leads or events into the lead store.
@@ -76,6 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::cmd(&paths, args),
         Command::Export(args) => export::cmd(&paths, args),
         Command::Backfill(args) => backfill::cmd(&paths, args),
+        Command::Status(args) => status::cmd(&paths, args),
         Command::Demo(args) => demo::cmd(&paths, args),
         Command::Ingest(args) => ingest::cmd(&paths, args),
     }

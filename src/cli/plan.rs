@@ -28,6 +28,8 @@ pub struct Args {
 struct PlannedExport {
     name: String,
     state: &'static str,
+    /// Against what the daemon accepted (state store): new, changed, unchanged, removed.
+    change: &'static str,
     schedule: Option<String>,
     timezone: Option<String>,
     runs: Vec<PlannedRun>,
@@ -46,6 +48,17 @@ struct PlannedRun {
 /// Prints the plan.
 pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
     let loaded = load::load(&paths.config, &paths.exports);
+    // What the running daemon accepted; an unreadable state store just means "unknown".
+    let accepted = crate::pipeline::Environment::from_loaded(&loaded)
+        .open_state()
+        .ok()
+        .and_then(|s| s.accepted_revisions().ok())
+        .unwrap_or_default();
+    let change_of = |name: &str, revision: Option<&str>| match (accepted.get(name), revision) {
+        (None, _) => "new",
+        (Some(a), Some(r)) if a.sha256 == r => "unchanged",
+        (Some(_), _) => "changed",
+    };
     let at = match &args.at {
         Some(t) => parse_time(t)?,
         None => Utc::now(),
@@ -104,6 +117,7 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
         planned.push(PlannedExport {
             name: spec.name.clone(),
             state,
+            change: change_of(&spec.name, Some(&spec.revision)),
             schedule: spec.schedule.as_ref().map(|s| s.describe()),
             timezone: Some(tz.name().to_owned()),
             runs,
@@ -114,6 +128,7 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
         planned.push(PlannedExport {
             name: name.clone(),
             state: "invalid",
+            change: change_of(name, None),
             schedule: None,
             timezone: None,
             runs: Vec::new(),
@@ -125,6 +140,19 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
                 .collect(),
         });
     }
+    for name in accepted.keys() {
+        if !planned.iter().any(|p| &p.name == name) {
+            planned.push(PlannedExport {
+                name: name.clone(),
+                state: "removed",
+                change: "removed",
+                schedule: None,
+                timezone: None,
+                runs: Vec::new(),
+                errors: Vec::new(),
+            });
+        }
+    }
     planned.sort_by(|a, b| a.name.cmp(&b.name));
     match args.format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&planned)?),
@@ -132,7 +160,7 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
             for p in &planned {
                 let schedule = p.schedule.as_deref().unwrap_or("-");
                 let tz = p.timezone.as_deref().unwrap_or("-");
-                println!("{} [{}] {schedule} ({tz})", p.name, p.state);
+                println!("{} [{}, {}] {schedule} ({tz})", p.name, p.state, p.change);
                 for run in &p.runs {
                     println!(
                         "  {} (UTC {}): window {} .. {}",

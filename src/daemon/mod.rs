@@ -26,6 +26,10 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
+/// How long SIGTERM waits for running runs before recording them as interrupted (they are
+/// retried at the next start). systemd's `TimeoutStopSec=` in the shipped unit is longer.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(240);
+
 /// How often the exports directory is checked for changes. Two equal readings in a row are
 /// needed before a change is applied, so half-written files and editor save dances settle.
 const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
@@ -139,6 +143,7 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
     info!(exports = daemon.slots.len(), "exportd is ready.");
     notify("READY=1");
     let mut shutting_down = false;
+    let mut grace_ends: Option<std::time::Instant> = None;
     loop {
         let now = Utc::now();
         if !shutting_down {
@@ -149,6 +154,12 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
             info!("All runs finished; exiting.");
             return Ok(());
         }
+        if grace_ends.is_some_and(|end| std::time::Instant::now() >= end) {
+            daemon.interrupt_running();
+            let _ = stop_api.send(());
+            info!("Grace period over; running runs recorded as interrupted; exiting.");
+            return Ok(());
+        }
         let wake = daemon
             .slots
             .values()
@@ -156,7 +167,12 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
             .min()
             .map(|t| (t - Utc::now()).to_std().unwrap_or_default())
             .unwrap_or(std::time::Duration::from_secs(60))
-            .min(std::time::Duration::from_secs(60));
+            .min(std::time::Duration::from_secs(60))
+            .min(
+                grace_ends
+                    .map(|end| end.saturating_duration_since(std::time::Instant::now()))
+                    .unwrap_or(std::time::Duration::MAX),
+            );
         let event = tokio::select! {
             e = rx.recv() => e.unwrap_or(Event::Shutdown),
             _ = tokio::time::sleep(wake) => Event::Tick,
@@ -182,9 +198,16 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
                 let _ = reply.send(answer);
             }
             Event::Shutdown => {
-                if !shutting_down {
-                    info!("Shutting down: no new runs; waiting for running ones.");
+                if shutting_down {
+                    // A second signal: do not wait any longer.
+                    grace_ends = Some(std::time::Instant::now());
+                } else {
+                    info!(
+                        grace_seconds = SHUTDOWN_GRACE.as_secs(),
+                        "Shutting down: no new runs; waiting for running ones."
+                    );
                     notify("STOPPING=1");
+                    grace_ends = Some(std::time::Instant::now() + SHUTDOWN_GRACE);
                 }
                 shutting_down = true;
             }
@@ -361,21 +384,40 @@ impl Daemon {
         }
     }
 
-    /// Runs left `running` by a crash are started again first.
+    /// Records every run still going as interrupted (shutdown after the grace period).
+    fn interrupt_running(&self) {
+        for run in self.state.running_runs().unwrap_or_default() {
+            if let Err(e) = self.state.mark_interrupted(&run.id, Utc::now()) {
+                warn!(run_id = %run.id, error = %e, "Cannot record the run as interrupted.");
+            }
+        }
+    }
+
+    /// Runs left `running` by a crash, or `interrupted` by a shutdown, are started again first.
     fn recover_interrupted_runs(&mut self) {
-        let running = self.state.running_runs().unwrap_or_else(|e| {
+        let interrupted = self
+            .state
+            .list_runs(&crate::state::RunFilter {
+                export: None,
+                state: Some(crate::state::RunState::Interrupted),
+                limit: None,
+            })
+            .unwrap_or_default();
+        let mut running = self.state.running_runs().unwrap_or_else(|e| {
             warn!(error = %e, "Cannot read runs left running; none recovered.");
             Vec::new()
         });
+        running.extend(interrupted);
         for run in running {
             match self.slots.get_mut(&run.export) {
                 Some(slot) => {
-                    info!(export = %run.export, run_id = %run.id, "Retrying a run interrupted by a crash.");
+                    info!(export = %run.export, run_id = %run.id, state = %run.state.as_str(), "Retrying a run interrupted by a crash or shutdown.");
                     slot.queue.push_front(run.nominal, run.trigger);
                 }
-                None => {
+                None if run.state == crate::state::RunState::Running => {
                     let _ = self.state.mark_interrupted(&run.id, Utc::now());
                 }
+                None => {}
             }
         }
     }
