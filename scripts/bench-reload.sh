@@ -62,7 +62,7 @@ WEEKDAY=${WEEKDAYS[$(( ($(date -u +%u) - 1 + 3) % 7 ))]}
 MDAY=$(( (10#$(date -u +%d) + 9) % 28 + 1 ))
 CRON_MONTH=$(( (10#$(date -u +%m) + 1) % 12 + 1 ))
 WINDOWS=(previous_hour previous_day previous_week previous_month last_7_days since_last_run all)
-FORMATS=(csv tsv json ndjson xml parquet)
+FORMATS=(csv tsv json ndjson xml)
 COMPRESSIONS=(none gzip zstd none gzip)
 TIMEZONES=(UTC America/Chicago Europe/London Asia/Tokyo)
 

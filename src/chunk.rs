@@ -59,7 +59,12 @@ pub struct Chunker {
     extension: String,
     open: Option<OpenPart>,
     finished: Vec<StagedPart>,
+    entry_names: Option<EntryNamer>,
 }
+
+/// Names the file inside a zip, tar.gz or 7z part from its number and split period, so the
+/// entry matches the delivered name (`leads_001.csv` inside `leads_001.csv.zip`).
+pub type EntryNamer = Box<dyn Fn(u32, Option<DateTime<Utc>>) -> String + Send>;
 
 impl Chunker {
     /// Parts are written as `dir/part-001.EXT`.
@@ -78,7 +83,14 @@ impl Chunker {
             extension: extension.to_owned(),
             open: None,
             finished: Vec::new(),
+            entry_names: None,
         }
+    }
+
+    /// Names archive entries with `namer` instead of `part-001.EXT`.
+    pub fn with_entry_names(mut self, namer: EntryNamer) -> Chunker {
+        self.entry_names = Some(namer);
+        self
     }
 
     /// The file name a part gets inside archives and in staging.
@@ -88,7 +100,10 @@ impl Chunker {
 
     fn start(&mut self, period: Option<DateTime<Utc>>) -> io::Result<()> {
         let number = self.finished.len() as u32 + 1;
-        let entry = Self::part_file_name(number, self.encoder.extension());
+        let entry = match &self.entry_names {
+            Some(name) => name(number, period),
+            None => Self::part_file_name(number, self.encoder.extension()),
+        };
         let path = self.dir.join(Self::part_file_name(number, &self.extension));
         let file = std::fs::File::create(&path)?;
         let mut sink = compress::part_writer(&self.compression, &entry, file)?;

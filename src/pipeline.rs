@@ -394,7 +394,8 @@ pub fn run_once(
             limits,
             &staging,
             &extension,
-        );
+        )
+        .with_entry_names(entry_namer(spec, plan, &format, &compression, &extension));
         let mut out = Vec::with_capacity(columns.len());
         let mut io_error = None;
         let mut count = 0u64;
@@ -431,8 +432,12 @@ pub fn run_once(
         &parts,
         &part_names(spec, plan, &parts, &extension)?,
     );
-    // Staged files are removed only after every destination has them.
+    // Staged files are removed only after every destination has them; the export's staging
+    // directory goes too once no other run of it is staged.
     let _ = std::fs::remove_dir_all(&staging);
+    if let Some(parent) = staging.parent() {
+        let _ = std::fs::remove_dir(parent);
+    }
     Ok(RunReport {
         export: spec.name.clone(),
         run_id,
@@ -442,6 +447,49 @@ pub fn run_once(
         deliveries,
         elapsed_ms: started.elapsed().as_millis() as u64,
         manifest,
+    })
+}
+
+/// Names archive entries after the delivered file, minus the archive's own extension.
+fn entry_namer(
+    spec: &ExportSpec,
+    plan: &RunPlan,
+    format: &FormatOptions,
+    compression: &Compression,
+    extension: &str,
+) -> crate::chunk::EntryNamer {
+    let template = spec.destinations.iter().find_map(|d| d.path.clone());
+    let (name, nominal, window, tz) = (spec.name.clone(), plan.nominal, plan.window, spec.timezone);
+    let format_ext = format.extension().to_owned();
+    let archive_ext = compression
+        .extension()
+        .map(|e| format!(".{e}"))
+        .unwrap_or_default();
+    let extension = extension.to_owned();
+    Box::new(move |number, period| {
+        let fallback = Chunker::part_file_name(number, &format_ext);
+        let Some(template) = &template else {
+            return fallback;
+        };
+        let vars = RunVars::new(
+            &name,
+            nominal,
+            period.or(window.start),
+            window.end,
+            tz,
+            number,
+            &extension,
+        );
+        match template.render(&vars) {
+            Ok(rendered) => {
+                let file = rendered.rsplit('/').next().unwrap_or(&rendered);
+                file.strip_suffix(archive_ext.as_str())
+                    .filter(|f| !f.is_empty())
+                    .map(str::to_owned)
+                    .unwrap_or(fallback)
+            }
+            Err(_) => fallback,
+        }
     })
 }
 

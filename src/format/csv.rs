@@ -199,6 +199,11 @@ impl CsvEncoder {
     }
 }
 
+/// Whether a spreadsheet would treat the cell as a formula.
+fn starts_like_formula(s: &str) -> bool {
+    s.starts_with(['=', '+', '-', '@', '\t', '\r'])
+}
+
 impl Encoder for CsvEncoder {
     fn begin(&mut self, out: &mut dyn Write) -> io::Result<()> {
         if self.options.excel {
@@ -223,6 +228,15 @@ impl Encoder for CsvEncoder {
             }
             match cell {
                 Value::Null => buf.extend_from_slice(self.options.null.as_bytes()),
+                Value::Text(s) if self.options.excel && starts_like_formula(s) => {
+                    // Spreadsheets run cells that start with = + - @ (or a tab or CR) as
+                    // formulas, which turns exported lead data into code (CSV injection). The
+                    // OWASP remedy: a leading apostrophe makes the cell plain text in Excel.
+                    scratch.clear();
+                    scratch.push('\'');
+                    scratch.push_str(s);
+                    self.field(&mut buf, scratch.as_bytes(), false);
+                }
                 Value::Text(s) => self.field(&mut buf, s.as_bytes(), *s == self.options.null),
                 other => {
                     let text = cell_text(other, &mut scratch);
@@ -315,6 +329,25 @@ mod tests {
         let (header, records) = read_back(&got, &mut ::csv::ReaderBuilder::new());
         assert_eq!(header, columns());
         assert_eq!(records, expected_cells(""));
+    }
+
+    #[test]
+    fn excel_preset_neutralises_formulas() {
+        let mut enc = encoder(
+            &FormatOptions::Csv(CsvOptions::excel()),
+            &["note".to_string(), "n".to_string()],
+        );
+        let mut out = Vec::new();
+        enc.begin(&mut out).expect("begin");
+        for cell in ["=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)", "plain"] {
+            enc.write_row(&mut out, &[Value::Text(cell.into()), Value::Int(-3)])
+                .expect("row");
+        }
+        let text = String::from_utf8(out).expect("utf-8");
+        assert_eq!(
+            text.trim_start_matches('\u{feff}'),
+            "note,n\r\n\"'=HYPERLINK(\"\"http://x\"\")\",-3\r\n'+1,-3\r\n'-2,-3\r\n'@SUM(A1),-3\r\nplain,-3\r\n"
+        );
     }
 
     #[test]
