@@ -142,6 +142,7 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
     daemon.start_api(&first_listen, api_stopped).await?;
     info!(exports = daemon.slots.len(), "exportd is ready.");
     notify("READY=1");
+    spawn_watchdog();
     let mut shutting_down = false;
     let mut grace_ends: Option<std::time::Instant> = None;
     loop {
@@ -586,6 +587,25 @@ fn spawn_watcher(options: Options, tx: mpsc::UnboundedSender<Event>) {
             } else {
                 pending = Some(now);
             }
+        }
+    });
+}
+
+/// Pings systemd's watchdog at half the interval it asks for (`WatchdogSec=`), from the runtime
+/// that also runs the event loop, so a wedged runtime stops the pings and systemd restarts us.
+fn spawn_watchdog() {
+    let Some(micros) = std::env::var("WATCHDOG_USEC")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|m| *m > 0)
+    else {
+        return;
+    };
+    let every = std::time::Duration::from_micros(micros / 2);
+    tokio::spawn(async move {
+        loop {
+            notify("WATCHDOG=1");
+            tokio::time::sleep(every).await;
         }
     });
 }
