@@ -7,7 +7,6 @@
 pub mod mask;
 
 use crate::config::export::{FieldsDef, MaskKind};
-use crate::config::secret::Secret;
 use crate::filter::Expr;
 use crate::value::Value;
 use std::collections::HashMap;
@@ -259,10 +258,6 @@ pub fn looks_personal(name: &str) -> bool {
     !component && MARKERS.iter().any(|m| base.contains(m)) || lower == "lead.email"
 }
 
-/// Convenience for tests and callers without a hash key.
-pub fn masker(hash_key: Option<Secret>) -> Masker {
-    Masker::new(hash_key)
-}
 
 #[cfg(test)]
 mod tests {

@@ -2,5 +2,6 @@
 
 mod daemon;
 mod export;
+mod systemd;
 mod util;
 mod validate;
