@@ -107,6 +107,9 @@ status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 for n in "${SIZES[@]}"; do
   dir="$WORK/$n"
   generate "$n" "$dir"
+  # Write the fresh files back first: otherwise their writeback competes with the state store's
+  # fsyncs during start-up and inflates it several times (seen: 17 s instead of 5 s at 10,000).
+  sync
   cd "$dir"
 
   start=$(now_ns)

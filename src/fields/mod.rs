@@ -258,7 +258,6 @@ pub fn looks_personal(name: &str) -> bool {
     !component && MARKERS.iter().any(|m| base.contains(m)) || lower == "lead.email"
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,7 +71,12 @@ pub fn generate(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Written, Error> {
     let generator = Generator::new(options)?;
-    std::thread::scope(|scope| {
+    // Into an empty store, indexes are cheaper to build once at the end than row by row.
+    let bulk = store.totals()? == (0, 0);
+    if bulk {
+        store.begin_bulk_load()?;
+    }
+    let written = std::thread::scope(|scope| {
         // Two batches in flight: one being inserted, one ready; more only costs memory.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(1);
         // Spent batches go back so that freeing their many small allocations happens on the
@@ -96,8 +101,13 @@ pub fn generate(
             progress(written.leads);
             let _ = spent_tx.send(batch);
         }
-        Ok(written)
-    })
+        Ok::<_, Error>(written)
+    });
+    // Rebuild the indexes whatever happened, so a failed load never leaves the store slow.
+    if bulk {
+        store.end_bulk_load()?;
+    }
+    written
 }
 
 /// One transaction's worth of records: leads and the events that belong to them.

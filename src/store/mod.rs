@@ -231,6 +231,17 @@ pub trait LeadStore: Send {
 
     /// Number of leads and events stored.
     fn totals(&self) -> Result<(u64, u64), Error>;
+
+    /// Prepares for a large load into an EMPTY store (demo data): secondary indexes are built
+    /// once at the end instead of row by row. Stores that gain nothing do nothing.
+    fn begin_bulk_load(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Ends a bulk load; the store is fully indexed again.
+    fn end_bulk_load(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 /// Opens the store a URL names. Relative paths resolve against `base`.

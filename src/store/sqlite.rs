@@ -59,6 +59,14 @@ ALTER TABLE field_catalog ADD COLUMN last_updated_ms INTEGER NOT NULL DEFAULT 92
 "#,
 ];
 
+/// Secondary indexes, dropped during a bulk load into an empty store and rebuilt after.
+const SECONDARY_INDEXES: &[(&str, &str)] = &[
+    ("leads_created", "leads (created_at, id)"),
+    ("leads_updated", "leads (updated_at, id)"),
+    ("events_timestamp", "events (timestamp, id)"),
+    ("events_lead", "events (lead_id)"),
+];
+
 /// Fixed columns of each table, in the order `available_fields` lists them.
 const LEAD_COLUMNS: &[&str] = &[
     "id",
@@ -810,6 +818,22 @@ impl LeadStore for SqliteStore {
         metadata_keys.write(&tx, "events", "metadata.")?;
         lead_keys.write(&tx, "events", "lead.")?;
         tx.commit()?;
+        Ok(())
+    }
+
+    fn begin_bulk_load(&mut self) -> Result<(), Error> {
+        for (name, _) in SECONDARY_INDEXES {
+            self.conn
+                .execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
+        }
+        Ok(())
+    }
+
+    fn end_bulk_load(&mut self) -> Result<(), Error> {
+        for (name, on) in SECONDARY_INDEXES {
+            self.conn
+                .execute_batch(&format!("CREATE INDEX IF NOT EXISTS {name} ON {on}"))?;
+        }
         Ok(())
     }
 
