@@ -107,6 +107,14 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
         Ok(r) => r,
         Err(code) => return Ok(code),
     };
+    // --strict: every batch nests in one transaction, so a database error halfway still
+    // leaves nothing committed.
+    if args.strict {
+        store
+            .begin_atomic()
+            .with_context(|| format!("cannot start a transaction on {location}"))?;
+    }
+    let strict = args.strict;
     let mut loader = Loader::new(store.as_mut(), args.batch as usize);
     let mut bad_lines = 0u64;
     let mut failure = None;
@@ -127,14 +135,31 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
         ControlFlow::Continue(())
     })?;
     let committed = loader.loaded();
-    if let Some(e) = failure {
-        return Err(e).with_context(|| {
-            format!("loading {name} into {location} failed after {committed} {what} were committed")
-        });
-    }
-    let loaded = loader.finish().with_context(|| {
-        format!("loading {name} into {location} failed after {committed} {what} were committed")
-    })?;
+    let result = match failure {
+        Some(e) => {
+            drop(loader);
+            Err(e)
+        }
+        None => loader.finish(),
+    };
+    let failed_after = if strict { 0 } else { committed };
+    let loaded = match result {
+        Ok(loaded) if strict => {
+            store.commit_atomic().with_context(|| {
+                format!("cannot commit the load into {location}; nothing was loaded")
+            })?;
+            loaded
+        }
+        Ok(loaded) => loaded,
+        Err(e) => {
+            if strict {
+                store.rollback_atomic().ok();
+            }
+            return Err(e).with_context(|| {
+                format!("loading {name} into {location} failed after {failed_after} {what} were committed")
+            });
+        }
+    };
     let skipped = if bad_lines > 0 {
         format!(", {bad_lines} bad line(s) skipped")
     } else {

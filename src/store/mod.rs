@@ -232,6 +232,17 @@ pub trait LeadStore: Send {
     /// Number of leads and events stored.
     fn totals(&self) -> Result<(u64, u64), Error>;
 
+    /// Starts a unit of work: the inserts until [`LeadStore::commit_atomic`] become visible
+    /// together, or not at all after [`LeadStore::rollback_atomic`] (`ingest --strict`).
+    /// Each `insert_*` batch nests inside it.
+    fn begin_atomic(&mut self) -> Result<(), Error>;
+
+    /// Makes every insert since [`LeadStore::begin_atomic`] visible.
+    fn commit_atomic(&mut self) -> Result<(), Error>;
+
+    /// Discards every insert since [`LeadStore::begin_atomic`].
+    fn rollback_atomic(&mut self) -> Result<(), Error>;
+
     /// Prepares for a large load into an EMPTY store (demo data): secondary indexes are built
     /// once at the end instead of row by row. Stores that gain nothing do nothing.
     fn begin_bulk_load(&mut self) -> Result<(), Error> {

@@ -486,7 +486,7 @@ impl CatalogUpdate {
     }
 
     /// Writes the ranges; `prefix` names the JSON column for event fields (`metadata.`).
-    fn write(self, tx: &rusqlite::Transaction<'_>, table: &str, prefix: &str) -> Result<(), Error> {
+    fn write(self, tx: &Connection, table: &str, prefix: &str) -> Result<(), Error> {
         let mut stmt = tx.prepare_cached(
             "INSERT INTO field_catalog
                (tbl, name, first_ms, last_ms, first_updated_ms, last_updated_ms)
@@ -742,7 +742,7 @@ impl LeadStore for SqliteStore {
     }
 
     fn insert_leads(&mut self, leads: &[NewLead]) -> Result<(), Error> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let mut catalog = CatalogUpdate::default();
         let mut doc_buf = Vec::with_capacity(1024);
         {
@@ -779,7 +779,7 @@ impl LeadStore for SqliteStore {
     }
 
     fn insert_events(&mut self, events: &[NewEvent]) -> Result<(), Error> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let mut metadata_keys = CatalogUpdate::default();
         let mut lead_keys = CatalogUpdate::default();
         // Documents are serialised into reused buffers: one allocation per batch, not per row.
@@ -821,6 +821,23 @@ impl LeadStore for SqliteStore {
         Ok(())
     }
 
+    fn begin_atomic(&mut self) -> Result<(), Error> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    fn commit_atomic(&mut self) -> Result<(), Error> {
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
+    }
+
+    fn rollback_atomic(&mut self) -> Result<(), Error> {
+        if !self.conn.is_autocommit() {
+            self.conn.execute_batch("ROLLBACK")?;
+        }
+        Ok(())
+    }
+
     fn begin_bulk_load(&mut self) -> Result<(), Error> {
         for (name, _) in SECONDARY_INDEXES {
             self.conn
@@ -845,5 +862,41 @@ impl LeadStore for SqliteStore {
             Ok(n.max(0) as u64)
         };
         Ok((count("leads")?, count("events")?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ingest::parse_lead;
+
+    fn leads(ids: &[&str]) -> Vec<NewLead> {
+        ids.iter()
+            .map(|id| {
+                parse_lead(&format!(
+                    r#"{{"id": "{id}", "created_at": "2024-01-15T10:00:00Z", "revenue": "45.10", "email": "a@b.co"}}"#
+                ))
+                .expect("valid lead")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn atomic_units_commit_together_or_not_at_all() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut store = SqliteStore::open(&dir.path().join("leads.db")).expect("open");
+        store.begin_atomic().expect("begin");
+        store.insert_leads(&leads(&["a", "b"])).expect("batch 1");
+        store.insert_leads(&leads(&["c"])).expect("batch 2");
+        store.rollback_atomic().expect("rollback");
+        assert_eq!(store.totals().expect("totals"), (0, 0));
+        store.begin_atomic().expect("begin");
+        store.insert_leads(&leads(&["a", "b"])).expect("batch 1");
+        store.insert_leads(&leads(&["c"])).expect("batch 2");
+        store.commit_atomic().expect("commit");
+        assert_eq!(store.totals().expect("totals"), (3, 0));
+        // Outside a unit of work each batch commits on its own.
+        store.insert_leads(&leads(&["d"])).expect("batch 3");
+        assert_eq!(store.totals().expect("totals"), (4, 0));
     }
 }
