@@ -139,9 +139,10 @@ pub fn run_id(nominal: DateTime<Utc>) -> String {
     nominal.format("%Y%m%dT%H%M%SZ").to_string()
 }
 
-/// A compiled template.
+/// A compiled template. Templates share one engine (strict, no HTML escaping, the `format`
+/// helper), built once: validating thousands of definitions must not build an engine per path.
 pub struct Template {
-    registry: Handlebars<'static>,
+    compiled: handlebars::Template,
     source: String,
 }
 
@@ -151,27 +152,30 @@ impl std::fmt::Debug for Template {
     }
 }
 
-const NAME: &str = "t";
-
-impl Template {
-    /// Parses a template; syntax errors carry their position in the template text.
-    pub fn parse(source: &str) -> Result<Template, Error> {
+fn engine() -> &'static Handlebars<'static> {
+    static ENGINE: std::sync::OnceLock<Handlebars<'static>> = std::sync::OnceLock::new();
+    ENGINE.get_or_init(|| {
         let mut registry = Handlebars::new();
         registry.set_strict_mode(true);
         registry.register_escape_fn(handlebars::no_escape);
         registry.register_helper("format", Box::new(format_helper));
         registry
-            .register_template_string(NAME, source)
-            .map_err(|e| {
-                let (line, column) = e.pos().unwrap_or((1, 1));
-                Error::Syntax {
-                    line,
-                    column,
-                    message: e.reason().to_string(),
-                }
-            })?;
+    })
+}
+
+impl Template {
+    /// Parses a template; syntax errors carry their position in the template text.
+    pub fn parse(source: &str) -> Result<Template, Error> {
+        let compiled = handlebars::Template::compile(source).map_err(|e| {
+            let (line, column) = e.pos().unwrap_or((1, 1));
+            Error::Syntax {
+                line,
+                column,
+                message: e.reason().to_string(),
+            }
+        })?;
         Ok(Template {
-            registry,
+            compiled,
             source: source.to_owned(),
         })
     }
@@ -183,14 +187,21 @@ impl Template {
 
     /// Renders the template for one run.
     pub fn render(&self, vars: &RunVars) -> Result<String, Error> {
-        self.registry
-            .render(NAME, vars)
+        use handlebars::Renderable;
+        let registry = engine();
+        let context =
+            handlebars::Context::wraps(vars).map_err(|e| Error::Render(e.reason().to_string()))?;
+        let mut render_context = handlebars::RenderContext::new(None);
+        let mut out = handlebars::StringOutput::new();
+        self.compiled
+            .render(registry, &context, &mut render_context, &mut out)
             .map_err(|e| match e.reason() {
                 RenderErrorReason::MissingVariable(name) => Error::UnknownVariable {
                     name: name.clone().unwrap_or_default(),
                 },
                 _ => Error::Render(e.reason().to_string()),
-            })
+            })?;
+        out.into_string().map_err(|e| Error::Render(e.to_string()))
     }
 
     /// Renders a path and checks it stays under its root: no `..`, no empty result and, where

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// How long SIGTERM waits for running runs before recording them as interrupted (they are
 /// retried at the next start). systemd's `TimeoutStopSec=` in the shipped unit is longer.
@@ -182,7 +182,13 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
             Event::Tick => {}
             Event::Reload(why) => {
                 info!(trigger = why, "Reloading definitions.");
-                let outcome = reconciler.reload();
+                // Validating thousands of files takes a while: off the runtime's threads.
+                let (back, outcome) = tokio::task::spawn_blocking(move || {
+                    let outcome = reconciler.reload();
+                    (reconciler, outcome)
+                })
+                .await?;
+                reconciler = back;
                 daemon.apply(outcome, Utc::now());
             }
             Event::RunFinished {
@@ -230,6 +236,11 @@ impl Daemon {
         for name in &outcome.diff.removed {
             self.slots.remove(name);
         }
+        let last_nominals = self.state.last_nominals().unwrap_or_else(|e| {
+            warn!(error = %e, "Cannot read the run history; no catch-up.");
+            Default::default()
+        });
+        let mut accepted = Vec::new();
         for spec in outcome.active.values() {
             let unchanged = self
                 .slots
@@ -238,10 +249,7 @@ impl Daemon {
             if unchanged {
                 continue;
             }
-            let last = self.state.last_nominal(&spec.name).unwrap_or_else(|e| {
-                warn!(export = %spec.name, error = %e, "Cannot read the run history; no catch-up.");
-                None
-            });
+            let last = last_nominals.get(&spec.name).copied();
             let mut queue = ExportSchedule::new(
                 spec.schedule.clone(),
                 spec.timezone,
@@ -265,12 +273,7 @@ impl Daemon {
                     "Catching up runs missed while the daemon was down."
                 );
             }
-            if let Err(e) = self
-                .state
-                .set_accepted_revision(&spec.name, &spec.revision, now)
-            {
-                warn!(export = %spec.name, error = %e, "Cannot record the accepted revision.");
-            }
+            accepted.push((spec.name.clone(), spec.revision.clone()));
             self.slots.insert(
                 spec.name.clone(),
                 Slot {
@@ -279,14 +282,27 @@ impl Daemon {
                 },
             );
         }
+        if let Err(e) = self.state.set_accepted_revisions(&accepted, now) {
+            warn!(error = %e, "Cannot record the accepted revisions.");
+        }
         let failed = !outcome.rejected.is_empty();
+        // Names only while short: a reload of thousands of files logs counts (names at debug).
+        const NAMES_LOGGED: usize = 20;
+        let names = |list: &[String]| {
+            if list.len() <= NAMES_LOGGED {
+                format!("{list:?}")
+            } else {
+                format!("{} exports", list.len())
+            }
+        };
         info!(
-            added = ?outcome.diff.added,
-            changed = ?outcome.diff.changed,
-            removed = ?outcome.diff.removed,
+            added = %names(&outcome.diff.added),
+            changed = %names(&outcome.diff.changed),
+            removed = %names(&outcome.diff.removed),
             rejected = outcome.rejected.len(),
             "Definitions reconciled."
         );
+        debug!(added = ?outcome.diff.added, changed = ?outcome.diff.changed, removed = ?outcome.diff.removed, "Reconcile diff.");
         self.publish(&outcome, failed, now);
     }
 

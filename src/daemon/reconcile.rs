@@ -3,7 +3,7 @@
 
 use crate::config::ExportSpec;
 use crate::config::diagnostic::Diagnostic;
-use crate::config::load::{self, definition_files};
+use crate::config::load;
 use crate::pipeline::Environment;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -104,21 +104,35 @@ impl Reconciler {
 
 /// Names, sizes and modification times of the watched files.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fingerprint(Vec<(PathBuf, u64, Option<SystemTime>)>);
+pub struct Fingerprint(std::collections::BTreeMap<PathBuf, (u64, Option<SystemTime>)>);
 
 impl Fingerprint {
-    /// Reads the current fingerprint (missing files simply do not appear).
+    /// Reads the current fingerprint with one directory listing and one `stat` per file (it
+    /// runs twice a second, so with thousands of definitions every syscall counts). Missing
+    /// files simply do not appear.
     pub fn read(config: &Path, exports: &Path) -> Fingerprint {
-        let mut files = definition_files(exports).unwrap_or_default();
-        files.push(config.to_path_buf());
-        Fingerprint(
-            files
-                .into_iter()
-                .filter_map(|p| {
-                    let meta = std::fs::metadata(&p).ok()?;
-                    Some((p, meta.len(), meta.modified().ok()))
-                })
-                .collect(),
-        )
+        let mut files = std::collections::BTreeMap::new();
+        let mut add = |path: PathBuf, meta: std::fs::Metadata| {
+            if meta.is_file() {
+                files.insert(path, (meta.len(), meta.modified().ok()));
+            }
+        };
+        if let Ok(entries) = std::fs::read_dir(exports) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if !name.ends_with(".toml") || name.starts_with('.') {
+                    continue;
+                }
+                // Follows symlinks, like the loader does.
+                if let Ok(meta) = std::fs::metadata(entry.path()) {
+                    add(entry.path(), meta);
+                }
+            }
+        }
+        if let Ok(meta) = std::fs::metadata(config) {
+            add(config.to_path_buf(), meta);
+        }
+        Fingerprint(files)
     }
 }

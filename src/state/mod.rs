@@ -465,6 +465,17 @@ pub trait StateStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<(), Error>;
 
+    /// Records many accepted revisions in one transaction (a reload of thousands of
+    /// definitions must not pay one disk flush each).
+    fn set_accepted_revisions(
+        &self,
+        revisions: &[(String, String)],
+        at: DateTime<Utc>,
+    ) -> Result<(), Error>;
+
+    /// [`StateStore::last_nominal`] of every export at once, for start-up and reloads.
+    fn last_nominals(&self) -> Result<BTreeMap<String, DateTime<Utc>>, Error>;
+
     /// Forgets the accepted revision of a removed export. Returns whether there was one.
     fn remove_accepted_revision(&self, export: &str) -> Result<bool, Error>;
 

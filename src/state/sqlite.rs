@@ -509,6 +509,46 @@ impl StateStore for SqliteState {
         Ok(())
     }
 
+    fn set_accepted_revisions(
+        &self,
+        revisions: &[(String, String)],
+        at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO revisions (export, sha256, accepted_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (export) DO UPDATE SET
+                   sha256 = excluded.sha256,
+                   accepted_at = excluded.accepted_at
+                 WHERE revisions.sha256 <> excluded.sha256",
+            )?;
+            for (export, sha256) in revisions {
+                stmt.execute(params![export, sha256, ms(at)])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn last_nominals(&self) -> Result<BTreeMap<String, DateTime<Utc>>, Error> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT export, max(nominal) FROM runs
+             WHERE triggered_by IN ('schedule', 'catch_up') GROUP BY export",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (export, nominal) = row?;
+            if let Some(t) = opt_time("nominal", Some(nominal))? {
+                out.insert(export, t);
+            }
+        }
+        Ok(out)
+    }
+
     fn remove_accepted_revision(&self, export: &str) -> Result<bool, Error> {
         let n = self
             .conn()
@@ -912,6 +952,9 @@ mod tests {
             .unwrap();
         assert_eq!(s.last_nominal("daily").unwrap(), Some(t(2, 0)));
         assert_eq!(s.last_nominal("other").unwrap(), None);
+        let all = s.last_nominals().unwrap();
+        assert_eq!(all.get("daily"), Some(&t(2, 0)));
+        assert_eq!(all.len(), 1);
     }
 
     #[test]
