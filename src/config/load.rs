@@ -76,11 +76,7 @@ pub fn load(config: &Path, exports_dir: &Path) -> Loaded {
         diagnostics: Vec::new(),
     };
     match definition_files(exports_dir) {
-        Ok(files) => {
-            for file in files {
-                load_definition(&mut loaded, &file, &mut diagnostics);
-            }
-        }
+        Ok(files) => load_definitions(&mut loaded, &files, &mut diagnostics),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => diagnostics.push(io_diagnostic(exports_dir, &e)),
     }
@@ -123,25 +119,68 @@ pub fn load_paths(config: &Path, paths: &[PathBuf]) -> Loaded {
     loaded
 }
 
-fn load_definition(loaded: &mut Loaded, file: &Path, diagnostics: &mut Vec<Diagnostic>) {
+/// Checks many files on every core (each file is independent), keeping the file order.
+fn load_definitions(loaded: &mut Loaded, files: &[PathBuf], diagnostics: &mut Vec<Diagnostic>) {
+    const PER_THREAD_MIN: usize = 64;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len().div_ceil(PER_THREAD_MIN))
+        .max(1);
+    let chunk = files.len().div_ceil(threads).max(1);
+    let daemon = &loaded.daemon;
+    let results: Vec<Vec<Checked>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(|f| check_file(daemon, f)).collect()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    for checked in results.into_iter().flatten() {
+        loaded.absorb(checked, diagnostics);
+    }
+}
+
+/// One checked definition file.
+struct Checked {
+    name: String,
+    file: PathBuf,
+    spec: Option<ExportSpec>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+fn check_file(daemon: &DaemonConfig, file: &Path) -> Checked {
     let name = file
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    match std::fs::read_to_string(file) {
-        Ok(text) => {
-            let (spec, diags) = check_export(&name, file, &text, &loaded.daemon);
-            match spec {
-                Some(spec) => loaded.specs.push(spec),
-                None => loaded.rejected.push((name, file.to_path_buf())),
-            }
-            diagnostics.extend(diags);
-        }
-        Err(e) => {
-            loaded.rejected.push((name, file.to_path_buf()));
-            diagnostics.push(io_diagnostic(file, &e));
-        }
+    let (spec, diagnostics) = match std::fs::read_to_string(file) {
+        Ok(text) => check_export(&name, file, &text, daemon),
+        Err(e) => (None, vec![io_diagnostic(file, &e)]),
+    };
+    Checked {
+        name,
+        file: file.to_path_buf(),
+        spec,
+        diagnostics,
     }
+}
+
+impl Loaded {
+    fn absorb(&mut self, checked: Checked, diagnostics: &mut Vec<Diagnostic>) {
+        match checked.spec {
+            Some(spec) => self.specs.push(spec),
+            None => self.rejected.push((checked.name, checked.file)),
+        }
+        diagnostics.extend(checked.diagnostics);
+    }
+}
+
+fn load_definition(loaded: &mut Loaded, file: &Path, diagnostics: &mut Vec<Diagnostic>) {
+    let checked = check_file(&loaded.daemon, file);
+    loaded.absorb(checked, diagnostics);
 }
 
 /// The `*.toml` files of a directory, sorted; editor temp files and hidden files are skipped.
