@@ -30,6 +30,10 @@ use tracing::{debug, error, info, warn};
 /// retried at the next start). systemd's `TimeoutStopSec=` in the shipped unit is longer.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(240);
 
+/// With inotify, the fingerprint is still re-read this often, in case an event was missed
+/// (network file systems, directories replaced wholesale).
+const SAFETY_POLL: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How often the exports directory is checked for changes. Two equal readings in a row are
 /// needed before a change is applied, so half-written files and editor save dances settle.
 const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
@@ -581,14 +585,56 @@ fn spawn_signal_handlers(tx: mpsc::UnboundedSender<Event>) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Polls the definitions and the config for changes: cheap (one `read_dir` and a `stat` per
-/// file), portable, and immune to the rename dances editors do when saving.
+/// Watches the definitions and the config. inotify (through `notify`) says *that* something
+/// changed; the fingerprint (names, sizes, mtimes) decides *whether* it changed, and a change
+/// is applied once two readings 0.5 s apart agree, so half-written files and editors'
+/// temp-file-and-rename saves settle first. Without inotify (or as a safety net, every 30 s)
+/// the fingerprint is simply polled.
 fn spawn_watcher(options: Options, tx: mpsc::UnboundedSender<Event>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dirty = Arc::new(AtomicBool::new(true));
+    let watcher = {
+        let dirty = dirty.clone();
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            // Reads (`Access`) change nothing; everything else might.
+            if event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
+                dirty.store(true, Ordering::Relaxed);
+            }
+        })
+        .and_then(|mut w| {
+            use notify::Watcher;
+            w.watch(&options.exports, notify::RecursiveMode::NonRecursive)?;
+            let config_dir = options
+                .config
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            w.watch(config_dir, notify::RecursiveMode::NonRecursive)?;
+            Ok(w)
+        })
+    };
+    let inotify = match watcher {
+        Ok(w) => Some(w),
+        Err(e) => {
+            warn!(error = %e, "Cannot watch the definitions with inotify; polling instead.");
+            None
+        }
+    };
     tokio::spawn(async move {
+        // Keeps the watcher alive as long as the task.
+        let _inotify = inotify;
+        let polling = _inotify.is_none();
         let mut applied = Fingerprint::read(&options.config, &options.exports);
         let mut pending: Option<Fingerprint> = None;
+        let mut since_check = std::time::Duration::ZERO;
         loop {
             tokio::time::sleep(WATCH_INTERVAL).await;
+            since_check += WATCH_INTERVAL;
+            let woken = dirty.swap(false, Ordering::Relaxed);
+            if !(polling || woken || pending.is_some() || since_check >= SAFETY_POLL) {
+                continue;
+            }
+            since_check = std::time::Duration::ZERO;
             let now = Fingerprint::read(&options.config, &options.exports);
             if now == applied {
                 pending = None;
