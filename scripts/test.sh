@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool in gzip:gzip zstd:zstd unzip:unzip tar:tar 7z:p7zip-full sqlite3:sqlite3; do
+for tool in gzip:gzip zstd:zstd unzip:unzip tar:tar 7z:p7zip-full sqlite3:sqlite3 systemd-analyze:systemd; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -146,10 +146,19 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
     daemon.start_api(&first_listen, api_stopped).await?;
     info!(exports = daemon.slots.len(), "exportd is ready.");
     notify("READY=1");
-    spawn_watchdog();
+    let watchdog = watchdog_interval();
+    let mut last_ping = std::time::Instant::now();
     let mut shutting_down = false;
     let mut grace_ends: Option<std::time::Instant> = None;
     loop {
+        // Keep-alives come from this loop, so a loop that stops turning stops them and
+        // systemd restarts the service.
+        if let Some(every) = watchdog
+            && last_ping.elapsed() >= every
+        {
+            notify("WATCHDOG=1");
+            last_ping = std::time::Instant::now();
+        }
         let now = Utc::now();
         if !shutting_down {
             daemon.start_due_runs(now);
@@ -176,6 +185,11 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
             .min(
                 grace_ends
                     .map(|end| end.saturating_duration_since(std::time::Instant::now()))
+                    .unwrap_or(std::time::Duration::MAX),
+            )
+            .min(
+                watchdog
+                    .map(|every| every.saturating_sub(last_ping.elapsed()))
                     .unwrap_or(std::time::Duration::MAX),
             );
         let event = tokio::select! {
@@ -653,23 +667,13 @@ fn spawn_watcher(options: Options, tx: mpsc::UnboundedSender<Event>) {
     });
 }
 
-/// Pings systemd's watchdog at half the interval it asks for (`WatchdogSec=`), from the runtime
-/// that also runs the event loop, so a wedged runtime stops the pings and systemd restarts us.
-fn spawn_watchdog() {
-    let Some(micros) = std::env::var("WATCHDOG_USEC")
+/// Half the watchdog interval systemd asks for (`WatchdogSec=` sets `WATCHDOG_USEC`).
+fn watchdog_interval() -> Option<std::time::Duration> {
+    std::env::var("WATCHDOG_USEC")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|m| *m > 0)
-    else {
-        return;
-    };
-    let every = std::time::Duration::from_micros(micros / 2);
-    tokio::spawn(async move {
-        loop {
-            notify("WATCHDOG=1");
-            tokio::time::sleep(every).await;
-        }
-    });
+        .map(|micros| std::time::Duration::from_micros(micros / 2))
 }
 
 /// Sends a state line to systemd (no-op outside systemd).

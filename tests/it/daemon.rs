@@ -338,3 +338,47 @@ path = "out/slow_{{part}}.json.7z"
     assert!(body.contains("\"state\":\"completed\""), "{body}");
     assert!(body.contains("\"attempt\":2"), "{body}");
 }
+
+#[test]
+fn systemd_gets_ready_and_watchdog_keep_alives() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write(
+        &dir.path().join("exportd.toml"),
+        "[http]\nlisten = \"127.0.0.1:0\"\n",
+    );
+    write(&dir.path().join("exports.d/alpha.toml"), HOURLY);
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).expect("bind notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_exportd"))
+        .arg("run")
+        .current_dir(dir.path())
+        .env_remove("EXPORTD_CONFIG")
+        .env("NOTIFY_SOCKET", &socket_path)
+        // 200 ms: keep-alives every 100 ms.
+        .env("WATCHDOG_USEC", "200000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start exportd run");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while seen
+        .iter()
+        .filter(|m: &&String| m.as_str() == "WATCHDOG=1")
+        .count()
+        < 3
+    {
+        let n = socket.recv(&mut buf).expect("a notification within 20 s");
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        seen.first().map(String::as_str),
+        Some("READY=1"),
+        "{seen:?}"
+    );
+}
