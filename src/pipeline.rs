@@ -400,11 +400,12 @@ pub fn run_once(
         let mut io_error = None;
         let mut count = 0u64;
         store.stream(&query, &mut |source| {
-            selection.project(source, &masker, &mut out);
+            // The period first: `project` moves values out of the row.
             let period = match (split, time_index.and_then(|i| source.get(i))) {
                 (Some(s), Some(Value::Timestamp(t))) => Some(period_start(*t, s, spec.timezone)),
                 _ => None,
             };
+            selection.project(source, &masker, &mut out);
             if let Err(e) = chunker.write_row(&out, period) {
                 io_error = Some(e);
                 return Ok(false);

@@ -54,6 +54,9 @@ pub struct Selection {
     /// Fields to request from the store, in the order rows arrive.
     pub source_fields: Vec<String>,
     index: HashMap<String, usize>,
+    /// Per column: its source field is used by no other column or computed expression, so the
+    /// value can be moved out of the store row instead of cloned (the hot path of every run).
+    movable: Vec<bool>,
 }
 
 /// `*` matches any run of characters, `?` one character; everything else is literal.
@@ -144,6 +147,7 @@ impl Selection {
             columns: Vec::new(),
             source_fields: Vec::new(),
             index: HashMap::new(),
+            movable: Vec::new(),
         };
         for (output, source) in picked {
             if excluded(&output, &source) {
@@ -180,6 +184,24 @@ impl Selection {
         if selection.columns.is_empty() {
             return Err(Error::NoColumns);
         }
+        let mut uses = vec![0usize; selection.source_fields.len()];
+        for column in &selection.columns {
+            match &column.source {
+                ColumnSource::Field(i) => uses[*i] += 1,
+                ColumnSource::Computed(expr) => {
+                    for field in expr.fields() {
+                        if let Some(&i) = selection.index.get(&field) {
+                            uses[i] += 2;
+                        }
+                    }
+                }
+            }
+        }
+        selection.movable = selection
+            .columns
+            .iter()
+            .map(|c| matches!(c.source, ColumnSource::Field(i) if uses[i] == 1))
+            .collect();
         Ok(selection)
     }
 
@@ -206,23 +228,34 @@ impl Selection {
         self.columns.iter().map(|c| c.name.clone()).collect()
     }
 
-    /// Builds one output row from a store row (aligned with `source_fields`).
-    pub fn project(&self, source: &[Value], masker: &Masker, out: &mut Vec<Value>) {
+    /// Builds one output row from a store row (aligned with `source_fields`). Values used by
+    /// one column only are moved out of `source`, so the store row is spent afterwards.
+    pub fn project(&self, source: &mut [Value], masker: &Masker, out: &mut Vec<Value>) {
         out.clear();
+        // Computed columns first, while every source value is still in place.
         for column in &self.columns {
-            let value = match &column.source {
-                ColumnSource::Field(i) => source.get(*i).cloned().unwrap_or(Value::Null),
+            out.push(match &column.source {
                 ColumnSource::Computed(expr) => expr.eval(&|name: &str| {
                     self.index
                         .get(name)
                         .and_then(|&i| source.get(i).cloned())
                         .unwrap_or(Value::Null)
                 }),
-            };
-            out.push(match column.mask {
-                Some(kind) => masker.apply(kind, value),
-                None => value,
+                ColumnSource::Field(_) => Value::Null,
             });
+        }
+        for (i, column) in self.columns.iter().enumerate() {
+            if let ColumnSource::Field(field) = column.source {
+                out[i] = match source.get_mut(field) {
+                    Some(v) if self.movable[i] => std::mem::take(v),
+                    Some(v) => v.clone(),
+                    None => Value::Null,
+                };
+            }
+            if let Some(kind) = column.mask {
+                let value = std::mem::take(&mut out[i]);
+                out[i] = masker.apply(kind, value);
+            }
         }
     }
 
@@ -326,7 +359,8 @@ mod tests {
             Value::Decimal(Decimal::new(1250, 2)),
         ];
         let mut out = Vec::new();
-        s.project(&row, &Masker::new(None), &mut out);
+        let mut row = row;
+        s.project(&mut row, &Masker::new(None), &mut out);
         assert_eq!(out[7].to_string(), "32.50");
     }
 

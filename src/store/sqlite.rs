@@ -252,7 +252,12 @@ impl ReadPlan {
         }
         for (pos, wanted) in &self.json_columns {
             if let ValueRef::Text(bytes) = row.get_ref(*pos)? {
-                let mut de = serde_json::Deserializer::from_slice(bytes);
+                // Validating UTF-8 once up front is cheaper than serde_json checking each
+                // string of the document as it scans (it trusts a `&str`).
+                let Ok(text) = std::str::from_utf8(bytes) else {
+                    continue;
+                };
+                let mut de = serde_json::Deserializer::from_str(text);
                 // A malformed document yields NULLs for its fields rather than failing the run.
                 let _ = DocSeed {
                     wanted,
