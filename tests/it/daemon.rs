@@ -382,3 +382,27 @@ fn systemd_gets_ready_and_watchdog_keep_alives() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn editor_save_by_temp_file_and_rename_is_picked_up_once() {
+    let daemon = Daemon::start(&[("exports.d/alpha.toml", HOURLY)]);
+    daemon.wait_for_log("added=[\"alpha\"]", Duration::from_secs(5));
+    let mark = daemon.log_text().len();
+    // What vim and most editors do: write a hidden temporary file, then rename it over the
+    // original. The temporary file must never be loaded as a definition.
+    let temp = daemon.path("exports.d/.alpha.toml.swp");
+    write(&temp, &HOURLY.replace("daily at 02:00", "daily at 03:00"));
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::rename(&temp, daemon.path("exports.d/alpha.toml")).expect("rename");
+    let logged = daemon.wait_for_log_after(mark, "Definitions reconciled", Duration::from_secs(5));
+    assert!(logged.contains("changed=[\"alpha\"]"), "{logged}");
+    assert!(
+        !logged.contains(".alpha"),
+        "the temporary file was loaded: {logged}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let after = daemon.log_text()[mark..]
+        .matches("Definitions reconciled")
+        .count();
+    assert_eq!(after, 1, "one save, one reload");
+}
