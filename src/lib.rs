@@ -21,4 +21,8 @@ pub mod schedule;
 pub mod state;
 pub mod store;
 pub mod template;
+pub mod text;
 pub mod value;
+
+#[cfg(test)]
+mod testing;

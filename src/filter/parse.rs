@@ -57,21 +57,6 @@ const KEYWORDS: [&str; 9] = [
     "AND", "OR", "NOT", "IN", "LIKE", "IS", "NULL", "TRUE", "FALSE",
 ];
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
 /// Refuses a value where a condition is needed (`a = 1 AND revenue`).
 pub(crate) fn predicate(e: &Expr, col: usize) -> Result<(), ParseError> {
     match e.kind() {
@@ -386,8 +371,8 @@ impl Parser {
             let lower = name.to_ascii_lowercase();
             let best = Func::ALL
                 .into_iter()
-                .min_by_key(|f| edit_distance(&lower, f.name()))
-                .filter(|f| edit_distance(&lower, f.name()) <= 2);
+                .min_by_key(|f| crate::text::edit_distance(&lower, f.name()))
+                .filter(|f| crate::text::edit_distance(&lower, f.name()) <= 2);
             let hint = match best {
                 Some(f) => format!("did you mean `{}`?", f.name()),
                 None => format!(

@@ -94,25 +94,10 @@ pub(super) fn suggest<'a>(
     let got = got.to_lowercase();
     candidates
         .into_iter()
-        .map(|c| (levenshtein(&got, &c.to_lowercase()), c))
+        .map(|c| (crate::text::edit_distance(&got, &c.to_lowercase()), c))
         .filter(|(d, c)| *d <= 2 && *d * 2 < c.chars().count().max(2))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c.to_lowercase())
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 /// Parses a schedule; the caller keeps the original text for `Display`.
@@ -461,20 +446,7 @@ mod tests {
         assert!(err("daily at 02:00 sharp").contains("expected `at HH:MM` after `daily`"));
     }
 
-    /// splitmix64: a tiny deterministic PRNG, so the fuzz corpus is identical on every run.
-    struct SplitMix(u64);
-    impl SplitMix {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-            items[(self.next() % items.len() as u64) as usize]
-        }
-    }
+    use crate::testing::SplitMix;
 
     /// Random token soup and raw bytes must never panic the parser, and anything it accepts must
     /// never panic the engine, even at the ends of chrono's range.
