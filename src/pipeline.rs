@@ -356,16 +356,20 @@ pub fn run_once(
         max_bytes: spec.def.chunk.max_bytes.map(|b| b.bytes()),
     };
 
-    let mut query = base_query(spec, plan);
-    let (columns, parts, rows) = if spec.def.kind == Kind::Summary {
-        let (columns, rows) = summarize(spec, &query, store)?;
-        let mut chunker = Chunker::new(
-            format::encoder(&format, &columns),
+    let new_chunker = |columns: &[String]| {
+        Chunker::new(
+            format::encoder(&format, columns),
             compression.clone(),
             limits,
             &staging,
             &extension,
-        );
+        )
+        .with_entry_names(entry_namer(spec, plan, &format, &compression, &extension))
+    };
+    let mut query = base_query(spec, plan);
+    let (columns, parts, rows) = if spec.def.kind == Kind::Summary {
+        let (columns, rows) = summarize(spec, &query, store)?;
+        let mut chunker = new_chunker(&columns);
         for row in &rows {
             chunker.write_row(row, None).map_err(staging_err)?;
         }
@@ -388,14 +392,7 @@ pub fn run_once(
                     query.fields.len() - 1
                 })
         });
-        let mut chunker = Chunker::new(
-            format::encoder(&format, &columns),
-            compression.clone(),
-            limits,
-            &staging,
-            &extension,
-        )
-        .with_entry_names(entry_namer(spec, plan, &format, &compression, &extension));
+        let mut chunker = new_chunker(&columns);
         let mut out = Vec::with_capacity(columns.len());
         let mut io_error = None;
         let mut count = 0u64;
@@ -425,14 +422,11 @@ pub fn run_once(
     let bytes: u64 = parts.iter().map(|p| p.bytes).sum();
     progress(rows, bytes);
 
-    let deliveries = deliver_all(env, spec, plan, &parts, &extension, &columns, &staging)?;
-    let manifest = manifest(
-        spec,
-        plan,
-        &columns,
-        &parts,
-        &part_names(spec, plan, &parts, &extension)?,
-    );
+    let names = part_names(spec, plan, &parts, &extension)?;
+    let manifest = manifest(spec, plan, &columns, &parts, &names);
+    let deliveries = deliver_all(
+        env, spec, plan, &parts, &extension, &names, &manifest, &staging,
+    )?;
     // Staged files are removed only after every destination has them; the export's staging
     // directory goes too once no other run of it is staged.
     let _ = std::fs::remove_dir_all(&staging);
@@ -558,20 +552,20 @@ fn manifest(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn deliver_all(
     env: &Environment,
     spec: &ExportSpec,
     plan: &RunPlan,
     parts: &[StagedPart],
     extension: &str,
-    columns: &[String],
+    names: &[String],
+    manifest: &Manifest,
     staging: &Path,
 ) -> Result<Vec<Delivered>, Error> {
     let mut delivered = Vec::new();
-    let names = part_names(spec, plan, parts, extension)?;
-    let manifest = manifest(spec, plan, columns, parts, &names);
     let manifest_path = staging.join(MANIFEST_NAME);
-    let manifest_text = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+    let manifest_text = serde_json::to_vec_pretty(manifest).unwrap_or_default();
     std::fs::write(&manifest_path, &manifest_text).map_err(|source| Error::Staging {
         dir: staging.to_path_buf(),
         source,

@@ -65,18 +65,11 @@ pub enum Error {
 /// The values of one run, from which templates are rendered.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunVars {
-    /// Window start as a local date, `YYYY-MM-DD` (the nominal date for windows without a start).
-    pub date: String,
-    /// Four-digit year of `date`.
-    pub year: String,
-    /// Two-digit month of `date`.
-    pub month: String,
-    /// Two-digit day of `date`.
-    pub day: String,
-    /// Two-digit hour of the window start.
-    pub hour: String,
-    /// ISO week of the window start, `2024-W03`.
-    pub week: String,
+    /// `date`, `year`, `month`, `day`, `hour` and `week` of the window start (the nominal time
+    /// for windows without a start), in the export's zone: the schedule module's calendar
+    /// variables, flattened so templates write `{{date}}`.
+    #[serde(flatten)]
+    pub calendar: crate::schedule::TemplateVars,
     /// Export name (the definition's file stem).
     pub export: String,
     /// Run identifier: the nominal time, `20240115T020000Z`; the same window gets the same id.
@@ -111,14 +104,8 @@ impl RunVars {
         part: u32,
         ext: &str,
     ) -> RunVars {
-        let at = crate::schedule::TemplateVars::at(window_start.unwrap_or(nominal), tz);
         RunVars {
-            date: at.date,
-            year: at.year,
-            month: at.month,
-            day: at.day,
-            hour: at.hour,
-            week: at.week,
+            calendar: crate::schedule::TemplateVars::at(window_start.unwrap_or(nominal), tz),
             export: export.to_owned(),
             run_id: run_id(nominal),
             part: format!("{part:03}"),

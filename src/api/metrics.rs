@@ -280,19 +280,7 @@ mod tests {
     use chrono::TimeZone;
 
     fn status(name: &str, condition: Condition) -> ExportStatus {
-        ExportStatus {
-            name: name.to_owned(),
-            file: format!("exports.d/{name}.toml").into(),
-            description: None,
-            condition,
-            reason: String::new(),
-            active_revision: None,
-            schedule: None,
-            timezone: None,
-            window: None,
-            next_runs: Vec::new(),
-            errors: Vec::new(),
-        }
+        ExportStatus::bare(name, format!("exports.d/{name}.toml").into(), condition)
     }
 
     #[test]

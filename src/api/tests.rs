@@ -24,17 +24,8 @@ fn at(day: u32, hour: u32) -> DateTime<Utc> {
 
 fn status(name: &str, condition: Condition) -> ExportStatus {
     ExportStatus {
-        name: name.to_owned(),
-        file: format!("exports.d/{name}.toml").into(),
         description: Some(format!("{name} leads")),
-        condition,
-        reason: String::new(),
-        active_revision: None,
-        schedule: None,
-        timezone: None,
-        window: None,
-        next_runs: Vec::new(),
-        errors: Vec::new(),
+        ..ExportStatus::bare(name, format!("exports.d/{name}.toml").into(), condition)
     }
 }
 

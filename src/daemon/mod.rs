@@ -349,19 +349,7 @@ impl Daemon {
             let entry = registry
                 .exports
                 .entry(name.clone())
-                .or_insert_with(|| ExportStatus {
-                    name: name.clone(),
-                    file: file.clone(),
-                    description: None,
-                    condition: Condition::Stalled,
-                    reason: String::new(),
-                    active_revision: None,
-                    schedule: None,
-                    timezone: None,
-                    window: None,
-                    next_runs: Vec::new(),
-                    errors: Vec::new(),
-                });
+                .or_insert_with(|| ExportStatus::bare(name, file.clone(), Condition::Stalled));
             entry.condition = Condition::Stalled;
             entry.reason = if entry.active_revision.is_some() {
                 "the file on disk is invalid; the last valid version keeps running".into()

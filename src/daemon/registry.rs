@@ -55,6 +55,26 @@ pub struct ExportStatus {
     pub errors: Vec<String>,
 }
 
+impl ExportStatus {
+    /// An export known only by its file, in `condition`, with nothing else known yet (a file
+    /// that never validated; the starting point of tests).
+    pub fn bare(name: &str, file: PathBuf, condition: Condition) -> ExportStatus {
+        ExportStatus {
+            name: name.to_owned(),
+            file,
+            description: None,
+            condition,
+            reason: String::new(),
+            active_revision: None,
+            schedule: None,
+            timezone: None,
+            window: None,
+            next_runs: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+}
+
 /// Counters for `/metrics`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Counters {

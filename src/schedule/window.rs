@@ -75,7 +75,7 @@ pub struct Window {
 
 /// Path template variables for one run, all rendered in the export's time zone from the window
 /// start (or from the nominal time when the window has no start, as for `all`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct TemplateVars {
     /// `YYYY-MM-DD`.
     pub date: String,
