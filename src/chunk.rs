@@ -126,6 +126,9 @@ impl Chunker {
         let stats = part.sink.finish()?;
         self.finished.push(StagedPart {
             number: part.number,
+            // Hashed from the finished file, not from the bytes as they were written: tar.gz
+            // and 7z seek back and rewrite their headers at `finish`, so only the file on
+            // disk has the final bytes.
             sha256: sha256_file(&part.path)?,
             path: part.path,
             rows: part.rows,

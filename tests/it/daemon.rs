@@ -406,3 +406,41 @@ fn editor_save_by_temp_file_and_rename_is_picked_up_once() {
         .count();
     assert_eq!(after, 1, "one save, one reload");
 }
+
+#[test]
+fn plan_shows_what_changed_since_the_daemon_accepted_the_definitions() {
+    let mut daemon = Daemon::start(&[
+        ("exports.d/alpha.toml", HOURLY),
+        ("exports.d/gamma.toml", HOURLY),
+    ]);
+    daemon.signal("TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while daemon.child.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "still running after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let plan = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_exportd"))
+            .args(["plan", "--count", "1"])
+            .current_dir(daemon.path(""))
+            .env_remove("EXPORTD_CONFIG")
+            .output()
+            .expect("exportd plan");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        plan().contains("alpha [scheduled, unchanged]"),
+        "{}",
+        plan()
+    );
+    write(
+        &daemon.path("exports.d/alpha.toml"),
+        &HOURLY.replace("daily at 02:00", "daily at 04:00"),
+    );
+    write(&daemon.path("exports.d/beta.toml"), HOURLY);
+    std::fs::remove_file(daemon.path("exports.d/gamma.toml")).expect("remove");
+    let text = plan();
+    assert!(text.contains("alpha [scheduled, changed]"), "{text}");
+    assert!(text.contains("beta [scheduled, new]"), "{text}");
+    assert!(text.contains("gamma [removed, removed]"), "{text}");
+}

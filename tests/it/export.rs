@@ -1315,3 +1315,117 @@ fn strict_ingest_stops_at_the_first_bad_line_and_loads_nothing() {
     );
     assert_eq!(ws.count_leads(), 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Backfill, status, archive entry names
+// ---------------------------------------------------------------------------------------------
+
+const THREE_DAYS: &str = r#"{"id":"B1","created_at":"2024-03-01T10:00:00Z","state":"CA"}
+{"id":"B2","created_at":"2024-03-02T10:00:00Z","state":"TX"}
+{"id":"B3","created_at":"2024-03-03T10:00:00Z","state":"FL"}
+"#;
+
+const DAILY_CSV: &str = r#"
+schedule = "daily at 02:00"
+window = "previous_day"
+[fields]
+include = ["id", "state"]
+[[deliver]]
+to = "local"
+path = "daily/{{date}}/leads.csv"
+"#;
+
+#[test]
+fn backfill_runs_every_nominal_time_with_its_own_window() {
+    let ws = Workspace::new();
+    ws.definition("daily", DAILY_CSV).ingest(THREE_DAYS);
+    let listed = ws
+        .exportd()
+        .args([
+            "backfill",
+            "daily",
+            "--from",
+            "2024-03-02",
+            "--to",
+            "2024-03-04T12:00:00Z",
+            "--dry-run",
+        ])
+        .run()
+        .success();
+    let planned = listed
+        .stdout_lines()
+        .iter()
+        .filter(|l| l.contains(": window "))
+        .count();
+    assert_eq!(planned, 3, "{}", listed.stdout);
+    assert!(
+        listed
+            .stdout
+            .contains("2024-03-02T02:00:00+00:00: window 2024-03-01T00:00:00+00:00")
+    );
+    assert!(ws.files("daily").is_empty(), "a dry run writes nothing");
+    ws.exportd()
+        .args([
+            "backfill",
+            "daily",
+            "--from",
+            "2024-03-02",
+            "--to",
+            "2024-03-04T12:00:00Z",
+        ])
+        .run()
+        .success();
+    assert_eq!(ws.read("daily/2024-03-01/leads.csv"), "id,state\nB1,CA\n");
+    assert_eq!(ws.read("daily/2024-03-02/leads.csv"), "id,state\nB2,TX\n");
+    assert_eq!(ws.read("daily/2024-03-03/leads.csv"), "id,state\nB3,FL\n");
+    // The runs are recorded, so `status` shows the last one.
+    let status = ws
+        .exportd()
+        .args(["status", "--format", "json"])
+        .run()
+        .success();
+    let rows = status.json();
+    assert_eq!(rows[0]["export"], "daily");
+    assert_eq!(rows[0]["state"], "valid");
+    assert_eq!(rows[0]["last_run"]["state"], "completed");
+    assert_eq!(rows[0]["last_run"]["trigger"], "backfill");
+    assert_eq!(rows[0]["last_run"]["rows"], 1);
+}
+
+#[test]
+fn archive_entries_are_named_after_the_delivered_file_and_staging_is_cleaned() {
+    let ws = Workspace::new();
+    ws.definition(
+        "zipped",
+        r#"
+window = "all"
+[format]
+type = "csv"
+compression = "zip"
+[chunk]
+max_rows = 2
+[[deliver]]
+to = "local"
+path = "zipped/leads_{{part}}.csv.zip"
+"#,
+    )
+    .ingest(THREE_DAYS);
+    ws.export("zipped", "2024-04-01T00:00:00Z");
+    for part in ["001", "002"] {
+        let file = ws.output(&format!("zipped/leads_{part}.csv.zip"));
+        let listing = Command::new("unzip")
+            .arg("-Z1")
+            .arg(&file)
+            .output()
+            .expect("unzip (Debian package `unzip`)");
+        assert_eq!(
+            String::from_utf8_lossy(&listing.stdout).trim(),
+            format!("leads_{part}.csv")
+        );
+    }
+    let staging = ws.path().join("var/staging");
+    let left: Vec<_> = std::fs::read_dir(&staging)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "staging still holds {left:?}");
+}
