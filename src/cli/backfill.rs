@@ -100,9 +100,5 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     println!("{} run(s), {failed} failed", nominals.len());
-    Ok(if failed > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(super::exit_code(failed > 0))
 }

@@ -166,11 +166,7 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
         String::new()
     };
     eprintln!("loaded {loaded} {what} from {name} into {location}{skipped}");
-    Ok(if bad_lines > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(super::exit_code(bad_lines > 0))
 }
 
 /// Calls `each` with the 1-based number and text of every line (without its newline), or a

@@ -69,6 +69,17 @@ pub enum Command {
     Ingest(ingest::Args),
 }
 
+/// Exit status of a command that completed: 1 when something it checked or ran failed (an
+/// invalid definition, a failed run, a bad input line), 0 otherwise. Usage errors (2) come from
+/// clap.
+pub fn exit_code(failed: bool) -> ExitCode {
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 /// Runs one command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let paths = exportd_paths(&cli);

@@ -119,9 +119,5 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if loaded.has_errors() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(super::exit_code(loaded.has_errors()))
 }
