@@ -48,13 +48,16 @@ pub enum Error {
         /// The IO error.
         source: std::io::Error,
     },
-    /// A destination refused a part.
+    /// A destination refused a part. What earlier destinations (or earlier parts) received is
+    /// in `delivered`, so the ledger still knows about it; the staged files are kept.
     #[error("delivery to `{destination}` failed: {source}")]
     Deliver {
         /// The destination kind.
         destination: &'static str,
         /// The error.
         source: deliver::Error,
+        /// Objects delivered before the failure.
+        delivered: Vec<Delivered>,
     },
     /// A secret reference could not be resolved.
     #[error(transparent)]
@@ -80,6 +83,8 @@ pub struct Environment {
     pub state_url: String,
     /// Directory the store URLs' relative paths resolve against.
     pub base_dir: PathBuf,
+    /// The `[connections]` of exportd.toml, for remote destinations.
+    pub connections: std::sync::Arc<BTreeMap<String, crate::config::daemon::ConnectionConfig>>,
 }
 
 impl Environment {
@@ -91,6 +96,15 @@ impl Environment {
             store_url: loaded.daemon.store.url.clone(),
             state_url: loaded.daemon.state.url.clone(),
             base_dir: loaded.base_dir.clone(),
+            connections: std::sync::Arc::new(loaded.daemon.connections.clone()),
+        }
+    }
+
+    /// What destinations are built from.
+    pub fn deliver_context(&self) -> deliver::Context {
+        deliver::Context {
+            output_dir: self.output_dir.clone(),
+            connections: self.connections.clone(),
         }
     }
 
@@ -582,39 +596,101 @@ fn deliver_all(
             source,
         })?;
     }
+    let context = env.deliver_context();
+    let policy = deliver::RetryPolicy::default();
     for (index, dest) in spec.destinations.iter().enumerate() {
         let kind = dest.def.kind_name();
-        let destination_id = crate::state::destination_id(kind, index);
         let first_delivery = delivered.len();
-        let fail = |source| Error::Deliver {
-            destination: kind,
-            source,
-        };
-        let destination = deliver::build(&dest.def, &env.output_dir).map_err(fail)?;
+        let result = deliver::build(&dest.def, &context).and_then(|destination| {
+            let objects = Objects {
+                spec,
+                plan,
+                parts,
+                extension,
+                names,
+                manifest_path: &manifest_path,
+                manifest_text: &manifest_text,
+                manifest_sha: &manifest_sha,
+                marker_path: &marker_path,
+            };
+            if destination.takes_whole_runs() {
+                objects.send_run(destination.as_ref(), dest, manifest, &mut delivered)
+            } else {
+                objects.put_each(destination.as_ref(), dest, &policy, &mut delivered)
+            }
+        });
+        // The ledger tells destinations of the same kind apart by their position.
+        let destination_id = crate::state::destination_id(kind, index);
+        for d in &mut delivered[first_delivery..] {
+            d.destination = destination_id.clone();
+        }
+        if let Err(source) = result {
+            return Err(Error::Deliver {
+                destination: kind,
+                source,
+                delivered,
+            });
+        }
+    }
+    Ok(delivered)
+}
+
+/// One run's staged files, as every destination of the run receives them.
+struct Objects<'a> {
+    spec: &'a ExportSpec,
+    plan: &'a RunPlan,
+    parts: &'a [StagedPart],
+    extension: &'a str,
+    names: &'a [String],
+    manifest_path: &'a Path,
+    manifest_text: &'a [u8],
+    manifest_sha: &'a str,
+    marker_path: &'a Path,
+}
+
+impl Objects<'_> {
+    fn key(
+        &self,
+        dest: &crate::config::validate::DestinationSpec,
+        part: &StagedPart,
+    ) -> Result<String, deliver::Error> {
         let Some(template) = &dest.path else {
-            return Err(Error::Unsupported(format!(
-                "`to = \"{kind}\"` without a path"
+            return Err(deliver::Error::Config(format!(
+                "`to = \"{}\"` needs a `path`",
+                dest.def.kind_name()
             )));
         };
+        Ok(template.render_path(
+            &part_vars(self.spec, self.plan, part, self.extension),
+            matches!(dest.def, DeliverDef::Local(_) | DeliverDef::Sftp(_)),
+        )?)
+    }
+
+    /// Object destinations: every part, then the manifest (and marker) beside the first part;
+    /// parts an earlier attempt of the same run wrote that this one did not are removed.
+    fn put_each(
+        &self,
+        destination: &dyn deliver::Destination,
+        dest: &crate::config::validate::DestinationSpec,
+        policy: &deliver::RetryPolicy,
+        delivered: &mut Vec<Delivered>,
+    ) -> Result<(), deliver::Error> {
+        let put = |upload: &Upload<'_>| {
+            deliver::retry(policy, &format!("{} {}", destination.kind(), upload.key), |_| {
+                destination.put(upload).map_err(|e| (e, None))
+            })
+        };
         let mut first_key = None;
-        for part in parts {
-            let key = template.render_path(
-                &part_vars(spec, plan, part, extension),
-                matches!(dest.def, DeliverDef::Local(_) | DeliverDef::Sftp(_)),
-            )?;
+        for part in self.parts {
+            let key = self.key(dest, part)?;
             first_key.get_or_insert_with(|| key.clone());
-            delivered.push(
-                destination
-                    .put(&Upload {
-                        file: &part.path,
-                        key: &key,
-                        bytes: part.bytes,
-                        sha256: &part.sha256,
-                    })
-                    .map_err(fail)?,
-            );
+            delivered.push(put(&Upload {
+                file: &part.path,
+                key: &key,
+                bytes: part.bytes,
+                sha256: &part.sha256,
+            })?);
         }
-        // The manifest (then the marker) goes last, beside the first part.
         let dir = first_key
             .as_deref()
             .and_then(|k| k.rsplit_once('/').map(|(d, _)| d.to_owned()));
@@ -628,7 +704,9 @@ fn deliver_all(
         let previous_parts = destination
             .read_small(&beside(MANIFEST_NAME))
             .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-            .filter(|m| m["export"] == spec.name.as_str() && m["run_id"] == plan.run_id().as_str())
+            .filter(|m| {
+                m["export"] == self.spec.name.as_str() && m["run_id"] == self.plan.run_id().as_str()
+            })
             .and_then(|m| {
                 m["parts"].as_array().map(|parts| {
                     parts
@@ -638,45 +716,92 @@ fn deliver_all(
                 })
             })
             .unwrap_or_default();
-        if spec.def.manifest.enabled {
+        if self.spec.def.manifest.enabled {
             let key = beside(MANIFEST_NAME);
-            delivered.push(
-                destination
-                    .put(&Upload {
-                        file: &manifest_path,
-                        key: &key,
-                        bytes: manifest_text.len() as u64,
-                        sha256: &manifest_sha,
-                    })
-                    .map_err(fail)?,
-            );
+            delivered.push(put(&Upload {
+                file: self.manifest_path,
+                key: &key,
+                bytes: self.manifest_text.len() as u64,
+                sha256: self.manifest_sha,
+            })?);
         }
-        for stale in previous_parts.iter().filter(|name| !names.contains(name)) {
+        for stale in previous_parts.iter().filter(|name| !self.names.contains(name)) {
             // Only plain file names from our own manifest: never a path that could leave the
             // directory.
             if !stale.contains('/') && !stale.starts_with('.') {
-                destination.remove(&beside(stale)).map_err(fail)?;
+                let key = beside(stale);
+                deliver::retry(policy, &format!("{} remove {key}", destination.kind()), |_| {
+                    destination.remove(&key).map_err(|e| (e, None))
+                })?;
             }
         }
-        if spec.def.manifest.success_marker {
+        if self.spec.def.manifest.success_marker {
             let key = beside(SUCCESS_MARKER);
-            delivered.push(
-                destination
-                    .put(&Upload {
-                        file: &marker_path,
-                        key: &key,
-                        bytes: 0,
-                        sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-                    })
-                    .map_err(fail)?,
-            );
+            delivered.push(put(&Upload {
+                file: self.marker_path,
+                key: &key,
+                bytes: 0,
+                sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            })?);
         }
-        // The ledger tells destinations of the same kind apart by their position.
-        for d in &mut delivered[first_delivery..] {
-            d.destination = destination_id.clone();
-        }
+        Ok(())
     }
-    Ok(delivered)
+
+    /// Message destinations (email, webhook): the whole run at once; they retry inside.
+    fn send_run(
+        &self,
+        destination: &dyn deliver::Destination,
+        dest: &crate::config::validate::DestinationSpec,
+        manifest: &Manifest,
+        delivered: &mut Vec<Delivered>,
+    ) -> Result<(), deliver::Error> {
+        let keys = self
+            .parts
+            .iter()
+            .zip(self.names)
+            .map(|(part, name)| match &dest.path {
+                Some(_) => self.key(dest, part),
+                None => Ok(name.clone()),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let manifest = serde_json::to_value(manifest).unwrap_or_default();
+        let vars = RunVars::new(
+            &self.spec.name,
+            self.plan.nominal,
+            self.plan.window.start,
+            self.plan.window.end,
+            self.spec.timezone,
+            1,
+            self.extension,
+        );
+        let vars = serde_json::to_value(vars).unwrap_or_default();
+        let f = &self.spec.def.format;
+        let format = serde_json::to_value(f.kind).unwrap_or_default();
+        let compression = serde_json::to_value(f.compression).unwrap_or_default();
+        let run_id = self.plan.run_id();
+        let run = deliver::RunUpload {
+            export: &self.spec.name,
+            run_id: &run_id,
+            parts: self
+                .parts
+                .iter()
+                .zip(&keys)
+                .map(|(part, key)| Upload {
+                    file: &part.path,
+                    key,
+                    bytes: part.bytes,
+                    sha256: &part.sha256,
+                })
+                .collect(),
+            rows: self.parts.iter().map(|p| p.rows).collect(),
+            manifest: &manifest,
+            vars: &vars,
+            format: format.as_str().unwrap_or_default(),
+            compression: compression.as_str().unwrap_or_default(),
+        };
+        delivered.extend(destination.send_run(&run)?);
+        Ok(())
+    }
 }
 
 /// A summary: SQL GROUP BY over 15-minute buckets (so zones with :30 and :45 offsets work),

@@ -67,6 +67,15 @@ pub fn execute(
             Ok(report)
         }
         Err(e) => {
+            // Objects that reached a destination before the failure are in the ledger too, so
+            // retention and the next attempt know about them.
+            if let Error::Run(pipeline::Error::Deliver { delivered, .. }) = &e {
+                let deliveries: Vec<Delivery> = delivered
+                    .iter()
+                    .map(|d| Delivery::from_delivered(&spec.name, &run_id, &d.destination, d))
+                    .collect();
+                state.record_deliveries(&deliveries)?;
+            }
             let outcome = RunOutcome::Failed {
                 error: format!("{e:#}"),
             };

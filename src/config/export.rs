@@ -282,7 +282,7 @@ fn default_true() -> bool {
 }
 
 /// File format of the parts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FormatKind {
     /// Comma-separated values (RFC 4180).
@@ -301,7 +301,7 @@ pub enum FormatKind {
 }
 
 /// Compression of the parts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 pub enum CompressionKind {
     /// No compression.
     #[default]

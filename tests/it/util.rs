@@ -270,3 +270,16 @@ impl Output {
         self.stdout.lines().collect()
     }
 }
+
+/// An endpoint or setting of a test service that `scripts/services.sh start` published (see
+/// `scripts/test.sh`). Missing means the services are not running: the test fails and says so
+/// rather than skipping.
+pub fn service(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set: this test needs the test services. Run `scripts/test.sh`, or \
+             `scripts/services.sh install && scripts/services.sh start /tmp/svc && source /tmp/svc/env` \
+             before `cargo test`"
+        )
+    })
+}
