@@ -52,12 +52,7 @@ pub fn execute(
     });
     match result {
         Ok(report) => {
-            let deliveries: Vec<Delivery> = report
-                .deliveries
-                .iter()
-                .map(|d| Delivery::from_delivered(&spec.name, &run_id, &d.destination, d))
-                .collect();
-            state.record_deliveries(&deliveries)?;
+            state.record_deliveries(&ledger_entries(spec, &run_id, &report.deliveries))?;
             state.record_finish(&run_id, &RunOutcome::from_report(&report), Utc::now())?;
             // Backfills and manual runs of arbitrary windows do not move the watermark: only
             // the schedule's own sequence of windows does.
@@ -70,11 +65,7 @@ pub fn execute(
             // Objects that reached a destination before the failure are in the ledger too, so
             // retention and the next attempt know about them.
             if let Error::Run(pipeline::Error::Deliver { delivered, .. }) = &e {
-                let deliveries: Vec<Delivery> = delivered
-                    .iter()
-                    .map(|d| Delivery::from_delivered(&spec.name, &run_id, &d.destination, d))
-                    .collect();
-                state.record_deliveries(&deliveries)?;
+                state.record_deliveries(&ledger_entries(spec, &run_id, delivered))?;
             }
             let outcome = RunOutcome::Failed {
                 error: format!("{e:#}"),
@@ -83,4 +74,27 @@ pub fn execute(
             Err(e)
         }
     }
+}
+
+/// Ledger rows of delivered objects, each with the expiry and location of its destination
+/// (found by the index in its ledger name, `s3#1`).
+fn ledger_entries(
+    spec: &ExportSpec,
+    run_id: &str,
+    delivered: &[crate::deliver::Delivered],
+) -> Vec<Delivery> {
+    delivered
+        .iter()
+        .map(|d| {
+            let entry = Delivery::from_delivered(&spec.name, run_id, &d.destination, d);
+            let index = d
+                .destination
+                .rsplit_once('#')
+                .and_then(|(_, i)| i.parse::<usize>().ok());
+            match index.and_then(|i| spec.destinations.get(i)) {
+                Some(dest) => entry.for_destination(&dest.def),
+                None => entry,
+            }
+        })
+        .collect()
 }

@@ -100,6 +100,8 @@ fn state(dir: &std::path::Path) -> Arc<dyn StateStore> {
             bytes: 2048,
             sha256: format!("{part}").repeat(64),
             delivered_at: at(15, 3),
+            expires_at: None,
+            location: String::new(),
         })
         .collect();
     store.record_deliveries(&deliveries).unwrap();

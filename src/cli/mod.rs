@@ -9,6 +9,7 @@ mod dry_run;
 mod export;
 mod ingest;
 mod plan;
+mod retention;
 mod run;
 mod schema;
 mod status;
@@ -67,6 +68,8 @@ pub enum Command {
     Demo(demo::Args),
     /// Load NDJSON leads or events into the lead store.
     Ingest(ingest::Args),
+    /// Delete delivered objects whose retention has passed (only what the ledger lists).
+    Retention(retention::Args),
 }
 
 /// Exit status of a command that completed: 1 when something it checked or ran failed (an
@@ -93,6 +96,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::cmd(&paths, args),
         Command::Demo(args) => demo::cmd(&paths, args),
         Command::Ingest(args) => ingest::cmd(&paths, args),
+        Command::Retention(args) => retention::cmd(&paths, args),
     }
 }
 

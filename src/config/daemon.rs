@@ -46,6 +46,48 @@ pub struct DaemonConfig {
     /// Where alerts go and when.
     #[serde(default)]
     pub alerts: Option<AlertsConfig>,
+    /// Guards and timing of retention sweeps.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// Retention sweeps: when they run and what they never delete. Which objects expire is each
+/// destination's `retention`; these are the guards around it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// The newest runs of each export whose deliveries are never deleted at a destination,
+    /// however old (a stalled exporter must not age everything out). Default 1.
+    #[serde(default = "default_keep_last")]
+    pub keep_last: u32,
+    /// Most objects one sweep deletes; the rest wait for the next sweep. Default 1000.
+    #[serde(default = "default_max_delete_per_sweep")]
+    #[schemars(range(min = 1))]
+    pub max_delete_per_sweep: u32,
+    /// Minutes between the daemon's periodic sweeps (it also sweeps after each run). Default 60.
+    #[serde(default = "default_sweep_interval_minutes")]
+    #[schemars(range(min = 1))]
+    pub interval_minutes: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            keep_last: default_keep_last(),
+            max_delete_per_sweep: default_max_delete_per_sweep(),
+            interval_minutes: default_sweep_interval_minutes(),
+        }
+    }
+}
+
+fn default_keep_last() -> u32 {
+    1
+}
+fn default_max_delete_per_sweep() -> u32 {
+    1000
+}
+fn default_sweep_interval_minutes() -> u32 {
+    60
 }
 
 /// The lead store.

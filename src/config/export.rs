@@ -611,6 +611,23 @@ impl DeliverDef {
         }
     }
 
+    /// Where this destination's objects live, as JSON: the kind plus the connection and the
+    /// bucket or container. The ledger keeps it, so retention can still reach the objects of a
+    /// definition that was removed (a `[[deliver]]` table rebuilt from it with an empty `path`).
+    pub fn location(&self) -> serde_json::Value {
+        let mut location = serde_json::json!({ "to": self.kind_name() });
+        if let Some(connection) = self.connection() {
+            location["connection"] = connection.into();
+        }
+        match self {
+            DeliverDef::S3(d) => location["bucket"] = d.bucket.clone().into(),
+            DeliverDef::Gcs(d) => location["bucket"] = d.bucket.clone().into(),
+            DeliverDef::Azure(d) => location["container"] = d.container.clone().into(),
+            _ => {}
+        }
+        location
+    }
+
     /// The retention; `None` means never delete.
     pub fn retention(&self) -> Option<Retention> {
         match self {

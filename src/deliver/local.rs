@@ -2,7 +2,7 @@
 //! `[defaults] output_dir`. Each file is copied to a temporary name beside its target, synced,
 //! then renamed over it, so a reader never sees half a file.
 
-use super::{Delivered, Destination, Error, Upload};
+use super::{Delivered, Destination, Error, ObjectInfo, Upload};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -93,6 +93,37 @@ impl Destination for LocalDestination {
                 source: e,
             }),
             _ => Ok(()),
+        }
+    }
+
+    fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, Error> {
+        let target = self.target(key)?;
+        match std::fs::metadata(&target) {
+            Ok(meta) => Ok(Some(ObjectInfo {
+                bytes: meta.len(),
+                etag: None,
+                modified: meta
+                    .modified()
+                    .ok()
+                    .map(chrono::DateTime::<chrono::Utc>::from),
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::Io {
+                path: target,
+                source,
+            }),
+        }
+    }
+
+    fn sha256(&self, key: &str) -> Result<Option<String>, Error> {
+        let target = self.target(key)?;
+        match crate::chunk::sha256_file(&target) {
+            Ok(sha) => Ok(Some(sha)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::Io {
+                path: target,
+                source,
+            }),
         }
     }
 }

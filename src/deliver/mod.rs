@@ -174,6 +174,13 @@ pub trait Destination: Send + Sync {
         Ok(None)
     }
 
+    /// SHA-256 of what is stored under `key`, where the destination can tell (a local file);
+    /// `None` where it cannot (object stores expose only sizes and ETags).
+    fn sha256(&self, key: &str) -> Result<Option<String>, Error> {
+        let _ = key;
+        Ok(None)
+    }
+
     /// Whether the destination takes whole runs ([`Destination::send_run`]) instead of objects.
     fn takes_whole_runs(&self) -> bool {
         false

@@ -339,6 +339,29 @@ pub struct Delivery {
     pub sha256: String,
     /// When it became visible.
     pub delivered_at: DateTime<Utc>,
+    /// When retention may delete it, from the destination's `retention` at delivery time;
+    /// `None` means never. Governs objects of exports whose definition was removed; while the
+    /// definition exists, its current `retention` decides (like a bucket lifecycle rule).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Where the object lives, as JSON (`{"to":"s3","connection":…,"bucket":…}`): enough to
+    /// reach it again for deletion after its definition is gone. Empty for old entries.
+    #[serde(skip)]
+    pub location: String,
+}
+
+/// Stored objects and bytes of one export at one destination, for cost estimates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerTotal {
+    /// Export name.
+    pub export: String,
+    /// Destination (`s3#0`).
+    pub destination: String,
+    /// Objects the ledger lists.
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Bytes delivered since the `since` time asked for (this month's transfer).
+    pub bytes_since: u64,
 }
 
 impl Delivery {
@@ -358,7 +381,19 @@ impl Delivery {
             bytes: delivered.bytes,
             sha256: delivered.sha256.clone(),
             delivered_at: delivered.delivered_at,
+            expires_at: None,
+            location: String::new(),
         }
+    }
+
+    /// The same entry with the expiry and location of the `[[deliver]]` table it went to.
+    pub fn for_destination(mut self, def: &crate::config::export::DeliverDef) -> Delivery {
+        self.expires_at = def
+            .retention()
+            .and_then(|r| r.duration())
+            .and_then(|d| self.delivered_at.checked_add_signed(d));
+        self.location = def.location().to_string();
+        self
     }
 }
 
@@ -440,6 +475,18 @@ pub trait StateStore: Send + Sync {
 
     /// Forgets a delivered object (after retention deleted it). Returns whether it was listed.
     fn remove_delivery(&self, destination: &str, key: &str) -> Result<bool, Error>;
+
+    /// Every export with entries in the ledger, defined or not (retention also sweeps the
+    /// objects of removed definitions).
+    fn ledger_exports(&self) -> Result<Vec<String>, Error>;
+
+    /// Objects and bytes per export and destination (one export, or all), with the bytes
+    /// delivered since `since`.
+    fn ledger_totals(
+        &self,
+        export: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<LedgerTotal>, Error>;
 
     // ---- watermarks ----
 

@@ -10,7 +10,8 @@
 //! PostgreSQL unchanged.
 
 use super::{
-    Delivery, Error, Revision, RunFilter, RunOutcome, RunRecord, RunStart, RunState, StateStore,
+    Delivery, Error, LedgerTotal, Revision, RunFilter, RunOutcome, RunRecord, RunStart, RunState,
+    StateStore,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
@@ -71,6 +72,12 @@ CREATE INDEX runs_nominal ON runs (nominal);
 CREATE INDEX ledger_run ON ledger (run_id);
 CREATE INDEX ledger_export ON ledger (export, delivered_at);
 "#,
+    // 3: retention. The expiry and the destination's location are recorded at delivery, so
+    // objects of a removed definition still expire on schedule and can still be reached.
+    r#"
+ALTER TABLE ledger ADD COLUMN expires_at INTEGER;
+ALTER TABLE ledger ADD COLUMN location TEXT NOT NULL DEFAULT '';
+"#,
 ];
 
 /// Columns of `runs` in the order [`read_run`] decodes them.
@@ -78,8 +85,8 @@ const RUN_COLUMNS: &str = "id, export, nominal, window_start, window_end, state,
      triggered_by, started_at, finished_at, row_count, byte_count, part_count, error, revision";
 
 /// Columns of `ledger` in the order [`read_delivery`] decodes them.
-const LEDGER_COLUMNS: &str =
-    "export, run_id, destination, object_key, byte_count, sha256, delivered_at";
+const LEDGER_COLUMNS: &str = "export, run_id, destination, object_key, byte_count, sha256, \
+     delivered_at, expires_at, location";
 
 /// The SQLite state store.
 #[derive(Debug)]
@@ -239,6 +246,11 @@ fn read_delivery(r: &Row<'_>) -> Result<Delivery, Error> {
         bytes: count_out("byte_count", r.get(4)?)?.unwrap_or(0),
         sha256: r.get(5)?,
         delivered_at: time("delivered_at", r.get(6)?)?,
+        expires_at: r
+            .get::<_, Option<i64>>(7)?
+            .map(|t| time("expires_at", t))
+            .transpose()?,
+        location: r.get(8)?,
     })
 }
 
@@ -397,14 +409,17 @@ impl StateStore for SqliteState {
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO ledger
-                   (destination, object_key, export, run_id, byte_count, sha256, delivered_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                   (destination, object_key, export, run_id, byte_count, sha256, delivered_at,
+                    expires_at, location)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (destination, object_key) DO UPDATE SET
                    export = excluded.export,
                    run_id = excluded.run_id,
                    byte_count = excluded.byte_count,
                    sha256 = excluded.sha256,
-                   delivered_at = excluded.delivered_at",
+                   delivered_at = excluded.delivered_at,
+                   expires_at = excluded.expires_at,
+                   location = excluded.location",
             )?;
             for d in deliveries {
                 stmt.execute(params![
@@ -415,6 +430,8 @@ impl StateStore for SqliteState {
                     count_in(d.bytes),
                     d.sha256,
                     ms(d.delivered_at),
+                    d.expires_at.map(ms),
+                    d.location,
                 ])?;
             }
         }
@@ -448,6 +465,39 @@ impl StateStore for SqliteState {
             [destination, key],
         )?;
         Ok(n > 0)
+    }
+
+    fn ledger_exports(&self) -> Result<Vec<String>, Error> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT DISTINCT export FROM ledger ORDER BY export")?;
+        let names = stmt.query_map([], |r| r.get(0))?;
+        Ok(names.collect::<Result<_, _>>()?)
+    }
+
+    fn ledger_totals(
+        &self,
+        export: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<LedgerTotal>, Error> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT export, destination, COUNT(*), SUM(byte_count),
+                    SUM(CASE WHEN delivered_at >= ?2 THEN byte_count ELSE 0 END)
+             FROM ledger WHERE ?1 IS NULL OR export = ?1
+             GROUP BY export, destination ORDER BY export, destination",
+        )?;
+        let mut rows = stmt.query(params![export, ms(since)])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(LedgerTotal {
+                export: r.get(0)?,
+                destination: r.get(1)?,
+                objects: count_out("objects", Some(r.get(2)?))?.unwrap_or(0),
+                bytes: count_out("byte_count", r.get(3)?)?.unwrap_or(0),
+                bytes_since: count_out("byte_count", r.get(4)?)?.unwrap_or(0),
+            });
+        }
+        Ok(out)
     }
 
     fn watermark(&self, export: &str) -> Result<Option<DateTime<Utc>>, Error> {
@@ -609,6 +659,8 @@ mod tests {
             bytes: 10,
             sha256: sha.into(),
             delivered_at: at,
+            expires_at: None,
+            location: String::new(),
         }
     }
 

@@ -1,0 +1,583 @@
+//! Retention: deletes delivered objects once their destination's `retention` has passed.
+//!
+//! Backup tools teach that deleting by prefix or by age destroys data nobody meant to lose, so
+//! a sweep deletes **only what the ledger says exportd wrote**, and only after checking that the
+//! object is still what was written:
+//!
+//! 1. Every ledger entry whose expiry has passed is a candidate. While the export is defined,
+//!    its current `retention` decides (like a bucket lifecycle rule); the objects of a removed
+//!    definition expire by the retention recorded when they were delivered. `never` (or no
+//!    `retention` at all) never expires: there is no silent default.
+//! 2. Guards: the newest `keep_last` runs of an export at each destination are never deleted,
+//!    however old (a stalled exporter must not age everything out), and a sweep deletes at most
+//!    `max_delete_per_sweep` objects, oldest expiry first.
+//! 3. Each candidate is checked at the destination: gone already → the ledger row is dropped;
+//!    a different size (or, where the destination can tell, a different SHA-256) → skipped and
+//!    reported, never deleted; otherwise it is deleted and its ledger row removed.
+//! 4. A completed run whose objects are all gone becomes `expired`.
+//!
+//! Objects under the same prefix that are not in the ledger are never looked at. Email and
+//! webhook deliveries have nothing to delete: their ledger rows simply expire.
+
+use crate::config::ExportSpec;
+use crate::config::daemon::RetentionConfig;
+use crate::config::export::DeliverDef;
+use crate::deliver::{self, Destination};
+use crate::state::{Delivery, StateStore};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Why a sweep could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The state store failed.
+    #[error(transparent)]
+    State(#[from] crate::state::Error),
+}
+
+/// Guards of a sweep.
+#[derive(Debug, Clone, Copy)]
+pub struct Guards {
+    /// Newest runs per export and destination that are never deleted.
+    pub keep_last: usize,
+    /// Most objects deleted by one sweep.
+    pub max_delete: usize,
+}
+
+impl From<&RetentionConfig> for Guards {
+    fn from(config: &RetentionConfig) -> Guards {
+        Guards {
+            keep_last: config.keep_last as usize,
+            max_delete: config.max_delete_per_sweep as usize,
+        }
+    }
+}
+
+/// What happened (or, in a dry run, would happen) to one expired ledger entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Deleted at the destination and forgotten by the ledger.
+    Deleted,
+    /// A dry run: would be deleted.
+    WouldDelete,
+    /// Not at the destination any more; only the ledger row was dropped.
+    AlreadyGone,
+    /// Nothing to delete at this kind of destination (email, webhook); the ledger row expired.
+    LedgerOnly,
+    /// Left alone, with the reason (changed since delivery, or the destination failed).
+    Skipped(String),
+}
+
+/// One expired ledger entry and what the sweep did with it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// Export name.
+    pub export: String,
+    /// Destination (`s3#0`).
+    pub destination: String,
+    /// Object key or path.
+    pub key: String,
+    /// Bytes, as delivered.
+    pub bytes: u64,
+    /// When it was delivered.
+    pub delivered_at: DateTime<Utc>,
+    /// When it expired.
+    pub expired_at: DateTime<Utc>,
+    /// Age at the time of the sweep, in days.
+    pub age_days: i64,
+    /// What was done.
+    pub action: Action,
+}
+
+/// A sweep's result.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// Every expired entry handled, oldest expiry first.
+    pub outcomes: Vec<Outcome>,
+    /// Expired entries kept because they belong to the newest `keep_last` runs.
+    pub kept_by_keep_last: usize,
+    /// Expired entries left for the next sweep by `max_delete_per_sweep`.
+    pub deferred: usize,
+    /// Runs that became `expired`.
+    pub expired_runs: Vec<String>,
+}
+
+impl Report {
+    /// Entries that were (or would be) removed from their destination.
+    pub fn deleted(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| matches!(o.action, Action::Deleted | Action::WouldDelete))
+            .count()
+    }
+
+    /// Entries skipped, with a reason.
+    pub fn skipped(&self) -> impl Iterator<Item = &Outcome> {
+        self.outcomes
+            .iter()
+            .filter(|o| matches!(o.action, Action::Skipped(_)))
+    }
+}
+
+/// One expired ledger entry and the `[[deliver]]` table that reaches it.
+struct Candidate {
+    entry: Delivery,
+    expires: DateTime<Utc>,
+    def: DeliverDef,
+}
+
+/// Sweeps every export with ledger entries (or only `only`), at `now`. A dry run checks and
+/// reports but deletes nothing.
+pub fn sweep(
+    specs: &[ExportSpec],
+    state: &dyn StateStore,
+    context: &deliver::Context,
+    guards: Guards,
+    now: DateTime<Utc>,
+    only: Option<&str>,
+    dry_run: bool,
+) -> Result<Report, Error> {
+    let by_name: HashMap<&str, &ExportSpec> = specs.iter().map(|s| (s.name.as_str(), s)).collect();
+    let mut exports: BTreeSet<String> = state.ledger_exports()?.into_iter().collect();
+    exports.retain(|e| only.is_none_or(|o| o == e));
+    let mut report = Report::default();
+    let mut candidates = Vec::new();
+    for export in &exports {
+        let (mut due, kept) = due_entries(
+            by_name.get(export.as_str()).copied(),
+            state.deliveries_for_export(export)?,
+            guards.keep_last,
+            now,
+        );
+        report.kept_by_keep_last += kept;
+        candidates.append(&mut due);
+    }
+    candidates.sort_by(|a, b| a.expires.cmp(&b.expires));
+    if candidates.len() > guards.max_delete {
+        report.deferred = candidates.len() - guards.max_delete;
+        candidates.truncate(guards.max_delete);
+    }
+
+    let mut destinations: HashMap<String, Result<Box<dyn Destination>, String>> = HashMap::new();
+    let mut touched_runs = BTreeSet::new();
+    for candidate in candidates {
+        let entry = &candidate.entry;
+        let destination = destinations
+            .entry(entry.destination.clone())
+            .or_insert_with(|| deliver::build(&candidate.def, context).map_err(|e| e.to_string()));
+        let action = match destination {
+            Err(message) => Action::Skipped(format!("cannot reach the destination: {message}")),
+            Ok(destination) => {
+                let action = check_and_delete(destination.as_ref(), entry, dry_run);
+                if !dry_run
+                    && matches!(
+                        action,
+                        Action::Deleted | Action::AlreadyGone | Action::LedgerOnly
+                    )
+                {
+                    state.remove_delivery(&entry.destination, &entry.key)?;
+                    touched_runs.insert(entry.run_id.clone());
+                }
+                action
+            }
+        };
+        match &action {
+            Action::Skipped(reason) => tracing::warn!(
+                "retention: kept `{}` at {} of export `{}`: {reason}",
+                entry.key,
+                entry.destination,
+                entry.export
+            ),
+            Action::Deleted => tracing::info!(
+                "retention: deleted `{}` at {} of export `{}` (expired {})",
+                entry.key,
+                entry.destination,
+                entry.export,
+                candidate.expires.to_rfc3339()
+            ),
+            _ => {}
+        }
+        report.outcomes.push(Outcome {
+            export: entry.export.clone(),
+            destination: entry.destination.clone(),
+            key: entry.key.clone(),
+            bytes: entry.bytes,
+            delivered_at: entry.delivered_at,
+            expired_at: candidate.expires,
+            age_days: (now - entry.delivered_at).num_days(),
+            action,
+        });
+    }
+    for run_id in touched_runs {
+        if state.deliveries_for_run(&run_id)?.is_empty()
+            && let Ok(run) = state.mark_expired(&run_id)
+            && run.state == crate::state::RunState::Expired
+        {
+            report.expired_runs.push(run_id);
+        }
+    }
+    Ok(report)
+}
+
+/// The expired entries of one export (with the destination that reaches each), and how many
+/// expired entries `keep_last` protects.
+fn due_entries(
+    spec: Option<&ExportSpec>,
+    entries: Vec<Delivery>,
+    keep_last: usize,
+    now: DateTime<Utc>,
+) -> (Vec<Candidate>, usize) {
+    let mut by_destination: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
+    for entry in entries {
+        by_destination
+            .entry(entry.destination.clone())
+            .or_default()
+            .push(entry);
+    }
+    let mut due = Vec::new();
+    let mut kept = 0;
+    for entries in by_destination.into_values() {
+        // The newest `keep_last` runs at this destination, by their latest delivery.
+        let mut runs: Vec<(&str, DateTime<Utc>)> = Vec::new();
+        for e in &entries {
+            match runs.iter_mut().find(|(id, _)| *id == e.run_id) {
+                Some((_, at)) => *at = (*at).max(e.delivered_at),
+                None => runs.push((&e.run_id, e.delivered_at)),
+            }
+        }
+        runs.sort_by(|a, b| b.1.cmp(&a.1));
+        let protected: BTreeSet<String> = runs
+            .iter()
+            .take(keep_last)
+            .map(|(id, _)| id.to_string())
+            .collect();
+        for entry in entries {
+            let current = spec.and_then(|s| current_destination(s, &entry));
+            let expires = match current {
+                Some(def) => expiry(def, &entry),
+                None => entry.expires_at,
+            };
+            let Some(expires) = expires.filter(|t| *t <= now) else {
+                continue;
+            };
+            if protected.contains(&entry.run_id) {
+                kept += 1;
+                continue;
+            }
+            let def = match current {
+                Some(def) => Some(def.clone()),
+                None => def_from_location(&entry.location),
+            };
+            match def {
+                Some(def) => due.push(Candidate {
+                    entry,
+                    expires,
+                    def,
+                }),
+                None => tracing::warn!(
+                    "retention: `{}` at {} of removed export `{}` has expired, but the ledger \
+                     does not say where it lives (delivered by an older exportd); delete it by \
+                     hand",
+                    entry.key,
+                    entry.destination,
+                    entry.export
+                ),
+            }
+        }
+    }
+    (due, kept)
+}
+
+/// The `[[deliver]]` table of the current definition an entry was delivered by: the one at
+/// the index of its ledger name, if it still points at the same place.
+fn current_destination<'a>(spec: &'a ExportSpec, entry: &Delivery) -> Option<&'a DeliverDef> {
+    let index: usize = entry.destination.rsplit_once('#')?.1.parse().ok()?;
+    let def = &spec.destinations.get(index)?.def;
+    let same_place = entry.location.is_empty()
+        || serde_json::from_str::<serde_json::Value>(&entry.location).ok()? == def.location();
+    same_place.then_some(def)
+}
+
+/// When an entry expires under the current definition. An immutable (object-locked) S3 object
+/// cannot be deleted before the lock recorded at delivery ends, whatever the definition says
+/// now.
+fn expiry(def: &DeliverDef, entry: &Delivery) -> Option<DateTime<Utc>> {
+    let current = def
+        .retention()
+        .and_then(|r| r.duration())
+        .and_then(|d| entry.delivered_at.checked_add_signed(d))?;
+    match def {
+        DeliverDef::S3(s3) if s3.immutable => Some(
+            entry
+                .expires_at
+                .map_or(current, |locked| locked.max(current)),
+        ),
+        _ => Some(current),
+    }
+}
+
+/// A `[[deliver]]` table rebuilt from a ledger location (its `path` is never used to delete:
+/// ledger keys are already rendered).
+fn def_from_location(location: &str) -> Option<DeliverDef> {
+    let mut value: serde_json::Value = serde_json::from_str(location).ok()?;
+    value["path"] = "".into();
+    if value["to"] == "email" {
+        value["recipients"] = serde_json::json!(["-"]);
+    }
+    serde_json::from_value(value).ok()
+}
+
+/// Checks that the object is what the ledger says and deletes it.
+fn check_and_delete(destination: &dyn Destination, entry: &Delivery, dry_run: bool) -> Action {
+    if destination.takes_whole_runs() {
+        return if dry_run {
+            Action::WouldDelete
+        } else {
+            Action::LedgerOnly
+        };
+    }
+    let info = match destination.stat(&entry.key) {
+        Ok(Some(info)) => info,
+        Ok(None) => return Action::AlreadyGone,
+        Err(e) => return Action::Skipped(format!("cannot check it: {e}")),
+    };
+    if info.bytes != entry.bytes {
+        return Action::Skipped(format!(
+            "changed since delivery: {} bytes now, {} delivered; delete it by hand if it is no \
+             longer needed",
+            info.bytes, entry.bytes
+        ));
+    }
+    match destination.sha256(&entry.key) {
+        Ok(Some(sha)) if sha != entry.sha256 => {
+            return Action::Skipped(
+                "changed since delivery: its SHA-256 differs from the ledger's; delete it by \
+                 hand if it is no longer needed"
+                    .into(),
+            );
+        }
+        Err(e) => return Action::Skipped(format!("cannot check it: {e}")),
+        _ => {}
+    }
+    if dry_run {
+        return Action::WouldDelete;
+    }
+    match destination.remove(&entry.key) {
+        Ok(()) => Action::Deleted,
+        Err(e) => Action::Skipped(format!("delete failed: {e}; the next sweep retries")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::daemon::DaemonConfig;
+    use crate::state::{RunOutcome, RunStart, SqliteState, Trigger};
+    use chrono::{Duration, TimeZone};
+    use std::path::Path;
+
+    struct World {
+        dir: tempfile::TempDir,
+        state: SqliteState,
+        context: deliver::Context,
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()
+    }
+
+    fn spec(retention: &str) -> ExportSpec {
+        let text = format!(
+            "schedule = \"daily at 02:00\"\nwindow = \"previous_day\"\n[[deliver]]\nto = \"local\"\npath = \"daily/{{{{date}}}}.csv\"\nretention = \"{retention}\"\n"
+        );
+        let (spec, diags) = crate::config::validate::check_export(
+            "daily",
+            Path::new("daily.toml"),
+            &text,
+            &DaemonConfig::default(),
+        );
+        spec.unwrap_or_else(|| panic!("{diags:?}"))
+    }
+
+    impl World {
+        fn new() -> World {
+            let dir = tempfile::tempdir().unwrap();
+            let state = SqliteState::open(&dir.path().join("state.db")).unwrap();
+            let context = deliver::Context {
+                output_dir: dir.path().join("out"),
+                ..Default::default()
+            };
+            World {
+                dir,
+                state,
+                context,
+            }
+        }
+
+        /// A completed run of `daily` delivered `days_ago`, with one local file.
+        fn delivered(&self, spec: &ExportSpec, days_ago: i64, content: &str) -> Delivery {
+            let at = now() - Duration::days(days_ago);
+            let start = RunStart {
+                export: "daily".into(),
+                nominal: at,
+                window_start: Some(at - Duration::days(1)),
+                window_end: at,
+                trigger: Trigger::Schedule,
+                revision: "r".into(),
+                started_at: at,
+            };
+            let run = self.state.record_start(&start).unwrap();
+            let outcome = RunOutcome::Completed {
+                rows: 1,
+                bytes: content.len() as u64,
+                parts: 1,
+            };
+            self.state.record_finish(&run.id, &outcome, at).unwrap();
+            let path = self.dir.path().join(format!("out/daily/{days_ago}.csv"));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, content).unwrap();
+            let delivered = deliver::Delivered {
+                destination: "local#0".into(),
+                key: path.to_string_lossy().into_owned(),
+                bytes: content.len() as u64,
+                sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content)),
+                delivered_at: at,
+            };
+            let entry = Delivery::from_delivered("daily", &run.id, "local#0", &delivered)
+                .for_destination(&spec.destinations[0].def);
+            self.state.record_delivery(&entry).unwrap();
+            entry
+        }
+
+        fn sweep(&self, specs: &[ExportSpec], guards: Guards, dry_run: bool) -> Report {
+            sweep(
+                specs,
+                &self.state,
+                &self.context,
+                guards,
+                now(),
+                None,
+                dry_run,
+            )
+            .unwrap()
+        }
+    }
+
+    const GUARDS: Guards = Guards {
+        keep_last: 1,
+        max_delete: 100,
+    };
+
+    #[test]
+    fn deletes_only_expired_ledger_objects_and_keeps_the_newest_run_and_foreign_files() {
+        let world = World::new();
+        let spec = spec("30d");
+        let old = world.delivered(&spec, 40, "old");
+        let older = world.delivered(&spec, 50, "older");
+        let recent = world.delivered(&spec, 10, "recent");
+        let foreign = world.dir.path().join("out/daily/not-ours.csv");
+        std::fs::write(&foreign, "someone else's").unwrap();
+
+        let dry = world.sweep(std::slice::from_ref(&spec), GUARDS, true);
+        assert_eq!(dry.deleted(), 2);
+        assert!(Path::new(&old.key).exists(), "a dry run deletes nothing");
+
+        let report = world.sweep(std::slice::from_ref(&spec), GUARDS, false);
+        assert_eq!(report.deleted(), 2, "{report:?}");
+        assert!(!Path::new(&old.key).exists());
+        assert!(!Path::new(&older.key).exists());
+        assert!(Path::new(&recent.key).exists());
+        assert!(
+            foreign.exists(),
+            "files not in the ledger are never touched"
+        );
+        assert_eq!(report.expired_runs.len(), 2);
+        let run = world.state.get_run(&old.run_id).unwrap().unwrap();
+        assert_eq!(run.state, crate::state::RunState::Expired);
+        assert_eq!(world.state.deliveries_for_export("daily").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn keep_last_protects_the_newest_runs_even_when_everything_is_old() {
+        let world = World::new();
+        let spec = spec("7d");
+        let newest = world.delivered(&spec, 20, "a");
+        let second = world.delivered(&spec, 30, "b");
+        let oldest = world.delivered(&spec, 40, "c");
+        let guards = Guards {
+            keep_last: 2,
+            max_delete: 100,
+        };
+        let report = world.sweep(std::slice::from_ref(&spec), guards, false);
+        assert_eq!(report.deleted(), 1);
+        assert_eq!(report.kept_by_keep_last, 2);
+        assert!(Path::new(&newest.key).exists() && Path::new(&second.key).exists());
+        assert!(!Path::new(&oldest.key).exists());
+    }
+
+    #[test]
+    fn a_changed_object_is_skipped_and_reported_and_a_missing_one_leaves_the_ledger() {
+        let world = World::new();
+        let spec = spec("1d");
+        world.delivered(&spec, 1, "keep me, I am the newest");
+        let same_size = world.delivered(&spec, 5, "abc");
+        let resized = world.delivered(&spec, 6, "abcd");
+        let gone = world.delivered(&spec, 7, "gone");
+        std::fs::write(&same_size.key, "xyz").unwrap();
+        std::fs::write(&resized.key, "much longer now").unwrap();
+        std::fs::remove_file(&gone.key).unwrap();
+
+        let report = world.sweep(std::slice::from_ref(&spec), GUARDS, false);
+        let skipped: Vec<&Outcome> = report.skipped().collect();
+        assert_eq!(skipped.len(), 2, "{report:?}");
+        assert!(Path::new(&same_size.key).exists() && Path::new(&resized.key).exists());
+        let gone_outcome = report.outcomes.iter().find(|o| o.key == gone.key).unwrap();
+        assert_eq!(gone_outcome.action, Action::AlreadyGone);
+        let left: Vec<String> = world
+            .state
+            .deliveries_for_export("daily")
+            .unwrap()
+            .into_iter()
+            .map(|d| d.key)
+            .collect();
+        assert!(left.contains(&same_size.key) && left.contains(&resized.key));
+        assert!(!left.contains(&gone.key));
+    }
+
+    #[test]
+    fn max_delete_caps_a_sweep_oldest_first_and_never_means_never() {
+        let world = World::new();
+        let spec = spec("1d");
+        world.delivered(&spec, 2, "newest");
+        let a = world.delivered(&spec, 10, "a");
+        let b = world.delivered(&spec, 11, "b");
+        let c = world.delivered(&spec, 12, "c");
+        let guards = Guards {
+            keep_last: 1,
+            max_delete: 2,
+        };
+        let report = world.sweep(std::slice::from_ref(&spec), guards, false);
+        assert_eq!((report.deleted(), report.deferred), (2, 1));
+        assert!(Path::new(&a.key).exists(), "the youngest expiry waits");
+        assert!(!Path::new(&b.key).exists() && !Path::new(&c.key).exists());
+
+        let never = self::spec("never");
+        let report = world.sweep(std::slice::from_ref(&never), guards, false);
+        assert_eq!(report.outcomes.len(), 0, "`never` never expires");
+    }
+
+    #[test]
+    fn objects_of_a_removed_definition_expire_by_their_recorded_retention() {
+        let world = World::new();
+        let spec = spec("30d");
+        world.delivered(&spec, 1, "newest");
+        let old = world.delivered(&spec, 45, "old");
+        let young = world.delivered(&spec, 20, "young");
+        let report = world.sweep(&[], GUARDS, false);
+        assert_eq!(report.deleted(), 1, "{report:?}");
+        assert!(!Path::new(&old.key).exists());
+        assert!(Path::new(&young.key).exists());
+    }
+}
