@@ -10,6 +10,7 @@ pub mod chunk;
 pub mod cli;
 pub mod compress;
 pub mod config;
+pub mod cost;
 pub mod daemon;
 pub mod deliver;
 pub mod fields;

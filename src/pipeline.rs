@@ -85,6 +85,10 @@ pub struct Environment {
     pub base_dir: PathBuf,
     /// The `[connections]` of exportd.toml, for remote destinations.
     pub connections: std::sync::Arc<BTreeMap<String, crate::config::daemon::ConnectionConfig>>,
+    /// `[retention]` of exportd.toml: sweep guards and interval.
+    pub retention: crate::config::daemon::RetentionConfig,
+    /// Prices of cost estimates.
+    pub prices: crate::cost::Prices,
 }
 
 impl Environment {
@@ -97,6 +101,11 @@ impl Environment {
             state_url: loaded.daemon.state.url.clone(),
             base_dir: loaded.base_dir.clone(),
             connections: std::sync::Arc::new(loaded.daemon.connections.clone()),
+            retention: loaded.daemon.retention.clone(),
+            prices: crate::cost::Prices {
+                storage_per_gb_month: loaded.daemon.defaults.storage_price_per_gb_month,
+                transfer_per_gb: loaded.daemon.defaults.transfer_price_per_gb,
+            },
         }
     }
 

@@ -41,6 +41,8 @@ pub struct ExportDetail {
     pub last_success: Option<RunRecord>,
     /// The newest runs, newest nominal time first (at most 20).
     pub runs: Vec<RunRecord>,
+    /// Bytes stored and transferred this month per destination, with estimated costs.
+    pub costs: Vec<crate::cost::Cost>,
 }
 
 /// `GET /v1/runs`.

@@ -43,8 +43,8 @@ fn condition_label(condition: Condition) -> &'static str {
     }
 }
 
-/// Renders the whole exposition from a snapshot of the registry.
-pub fn render(registry: &Registry) -> String {
+/// Renders the whole exposition from a snapshot of the registry and the ledger's costs.
+pub fn render(registry: &Registry, costs: &[crate::cost::Cost]) -> String {
     let c = &registry.counters;
     let mut out = Exposition::default();
 
@@ -155,6 +155,55 @@ pub fn render(registry: &Registry) -> String {
             &[("condition", label)],
             by_condition[label] as f64,
         );
+    }
+
+    out.family(
+        "exportd_retention_deleted_objects_total",
+        "counter",
+        "Delivered objects retention deleted since the daemon started.",
+    );
+    out.sample(
+        "exportd_retention_deleted_objects_total",
+        &[],
+        c.retention_deleted as f64,
+    );
+    out.family(
+        "exportd_retention_skipped_objects_total",
+        "counter",
+        "Expired objects retention left alone (changed since delivery, or unreachable) since the daemon started.",
+    );
+    out.sample(
+        "exportd_retention_skipped_objects_total",
+        &[],
+        c.retention_skipped as f64,
+    );
+
+    let cost_families: [(&str, &str, fn(&crate::cost::Cost) -> f64); 3] = [
+        (
+            "exportd_stored_bytes",
+            "Bytes of delivered objects the ledger lists, by export and destination.",
+            |c| c.stored_bytes as f64,
+        ),
+        (
+            "exportd_transferred_bytes_this_month",
+            "Bytes delivered since the start of the month (UTC), by export and destination.",
+            |c| c.transferred_bytes_this_month as f64,
+        ),
+        (
+            "exportd_estimated_monthly_cost_usd",
+            "Estimated monthly storage cost plus this month's transfer, US dollars, by export and destination.",
+            |c| c.storage_usd_per_month + c.transfer_usd_this_month,
+        ),
+    ];
+    for (name, help, value) in cost_families {
+        out.family(name, "gauge", help);
+        for cost in costs {
+            out.sample(
+                name,
+                &[("export", &cost.export), ("destination", &cost.destination)],
+                value(cost),
+            );
+        }
     }
 
     if let Some(at) = registry.last_reload {
@@ -308,7 +357,7 @@ mod tests {
                 .counters
                 .run_finished("daily", "completed", 1, 1, seconds);
         }
-        let text = render(&registry);
+        let text = render(&registry, &[]);
         let expected = [
             r#"exportd_run_duration_seconds_bucket{export="daily",le="1"} 1"#,
             r#"exportd_run_duration_seconds_bucket{export="daily",le="5"} 3"#,
@@ -347,7 +396,7 @@ mod tests {
             "a".into(),
             chrono::Utc.with_ymd_and_hms(2024, 1, 15, 2, 0, 0).unwrap(),
         );
-        let text = render(&registry);
+        let text = render(&registry, &[]);
         for line in [
             r#"exportd_config_reloads_total{result="ok"} 0"#,
             r#"exportd_config_reloads_total{result="failed"} 0"#,

@@ -83,7 +83,20 @@ async fn healthz() -> &'static str {
 }
 
 async fn metrics_text(State(state): State<ApiState>) -> Response {
-    let text = metrics::render(&read(&state));
+    let store = state.state.clone();
+    let prices = read(&state).prices;
+    let costs = match blocking(move || {
+        crate::cost::costs(store.as_ref(), None, prices, chrono::Utc::now())
+    })
+    .await
+    {
+        Ok(costs) => costs,
+        Err(e) => {
+            tracing::warn!(error = ?e, "/metrics: cannot read the ledger; cost gauges left out");
+            Vec::new()
+        }
+    };
+    let text = metrics::render(&read(&state), &costs);
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
 }
 
@@ -120,19 +133,22 @@ async fn export_detail(
         .cloned()
         .ok_or_else(|| unknown_export(&name))?;
     let store = state.state.clone();
-    let (runs, last_success) = blocking(move || {
+    let prices = read(&state).prices;
+    let (runs, last_success, costs) = blocking(move || {
         let runs = store.list_runs(&RunFilter {
             export: Some(name.clone()),
             state: None,
             limit: Some(DETAIL_RUNS),
         })?;
-        Ok((runs, store.last_completed(&name)?))
+        let costs = crate::cost::costs(store.as_ref(), Some(&name), prices, chrono::Utc::now())?;
+        Ok((runs, store.last_completed(&name)?, costs))
     })
     .await?;
     Ok(Json(ExportDetail {
         status,
         last_success,
         runs,
+        costs,
     }))
 }
 

@@ -54,6 +54,8 @@ pub enum Event {
         /// What happened.
         result: Box<Result<RunReport, String>>,
     },
+    /// A retention sweep ended.
+    SweepFinished(Box<Result<crate::retention::Report, String>>),
     /// `POST /v1/exports/{name}/run`: run an export now. The reply carries the run id, or why
     /// it cannot start (unknown export, already running, shutting down).
     Trigger {
@@ -103,6 +105,17 @@ struct Daemon {
     slots: BTreeMap<String, Slot>,
     events: mpsc::UnboundedSender<Event>,
     max_catch_up: usize,
+    sweeps: Sweeps,
+}
+
+/// When retention sweeps run: after every run and every `[retention] interval_minutes`, one
+/// at a time.
+#[derive(Debug)]
+struct Sweeps {
+    running: bool,
+    /// A run finished while a sweep was running: sweep again when it ends.
+    again: bool,
+    next: std::time::Instant,
 }
 
 /// Runs the daemon until SIGTERM. Blocks the calling thread.
@@ -139,6 +152,11 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
         slots: BTreeMap::new(),
         events: tx.clone(),
         max_catch_up: 100,
+        sweeps: Sweeps {
+            running: false,
+            again: false,
+            next: std::time::Instant::now(),
+        },
     };
     daemon.apply(first, Utc::now());
     daemon.recover_interrupted_runs();
@@ -162,6 +180,9 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
         let now = Utc::now();
         if !shutting_down {
             daemon.start_due_runs(now);
+            if std::time::Instant::now() >= daemon.sweeps.next {
+                daemon.start_sweep();
+            }
         }
         if shutting_down && daemon.slots.values().all(|s| !s.queue.is_running()) {
             let _ = stop_api.send(());
@@ -182,6 +203,12 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
             .map(|t| (t - Utc::now()).to_std().unwrap_or_default())
             .unwrap_or(std::time::Duration::from_secs(60))
             .min(std::time::Duration::from_secs(60))
+            .min(
+                daemon
+                    .sweeps
+                    .next
+                    .saturating_duration_since(std::time::Instant::now()),
+            )
             .min(
                 grace_ends
                     .map(|end| end.saturating_duration_since(std::time::Instant::now()))
@@ -213,7 +240,13 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
                 export,
                 nominal,
                 result,
-            } => daemon.finished(&export, nominal, *result),
+            } => {
+                daemon.finished(&export, nominal, *result);
+                if !shutting_down {
+                    daemon.start_sweep();
+                }
+            }
+            Event::SweepFinished(report) => daemon.sweep_finished(*report),
             Event::Trigger { export, reply } => {
                 let answer = if shutting_down {
                     Err(TriggerError::ShuttingDown)
@@ -251,6 +284,9 @@ impl Daemon {
             }
         }
         self.env = outcome.environment.clone();
+        if let Ok(mut registry) = self.registry.write() {
+            registry.prices = self.env.prices;
+        }
         for name in &outcome.diff.removed {
             self.slots.remove(name);
         }
@@ -470,6 +506,65 @@ impl Daemon {
         slot.queue.push_front(now, Trigger::Api);
         self.start_due_runs(now);
         Ok(crate::state::run_id(export, now))
+    }
+
+    /// Starts a retention sweep on a blocking thread, unless one is running (then it runs
+    /// again when that one ends).
+    fn start_sweep(&mut self) {
+        let every = std::time::Duration::from_secs(
+            u64::from(self.env.retention.interval_minutes.max(1)) * 60,
+        );
+        self.sweeps.next = std::time::Instant::now() + every;
+        if self.sweeps.running {
+            self.sweeps.again = true;
+            return;
+        }
+        self.sweeps.running = true;
+        let specs: Vec<ExportSpec> = self.slots.values().map(|s| (*s.spec).clone()).collect();
+        let env = self.env.clone();
+        let state = self.state.clone();
+        let tx = self.events.clone();
+        tokio::task::spawn_blocking(move || {
+            let report = crate::retention::sweep(
+                &specs,
+                state.as_ref(),
+                &env.deliver_context(),
+                crate::retention::Guards::from(&env.retention),
+                Utc::now(),
+                None,
+                false,
+            )
+            .map_err(|e| e.to_string());
+            let _ = tx.send(Event::SweepFinished(Box::new(report)));
+        });
+    }
+
+    fn sweep_finished(&mut self, report: Result<crate::retention::Report, String>) {
+        self.sweeps.running = false;
+        match report {
+            Ok(report) => {
+                let skipped = report.skipped().count();
+                if report.deleted() > 0 || skipped > 0 {
+                    info!(
+                        deleted = report.deleted(),
+                        skipped,
+                        kept_by_keep_last = report.kept_by_keep_last,
+                        deferred = report.deferred,
+                        expired_runs = report.expired_runs.len(),
+                        "Retention sweep done."
+                    );
+                }
+                if let Ok(mut registry) = self.registry.write() {
+                    registry
+                        .counters
+                        .retention_swept(report.deleted() as u64, skipped as u64);
+                }
+            }
+            Err(e) => warn!(error = %e, "Retention sweep failed; it runs again later."),
+        }
+        if std::mem::take(&mut self.sweeps.again) {
+            self.start_sweep();
+        }
     }
 
     fn start_run(&self, spec: Arc<ExportSpec>, nominal: DateTime<Utc>, trigger: Trigger) {

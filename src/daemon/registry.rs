@@ -93,12 +93,22 @@ pub struct Counters {
     /// Run durations in seconds, by export: histogram bucket counts for [`DURATION_BUCKETS`]
     /// (the last slot is +Inf), sum and count.
     pub durations: BTreeMap<String, (Vec<u64>, f64, u64)>,
+    /// Objects retention deleted.
+    pub retention_deleted: u64,
+    /// Expired objects retention left alone (changed since delivery, or unreachable).
+    pub retention_skipped: u64,
 }
 
 /// Upper bounds of the run duration histogram, in seconds.
 pub const DURATION_BUCKETS: &[f64] = &[1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0];
 
 impl Counters {
+    /// Records a retention sweep.
+    pub fn retention_swept(&mut self, deleted: u64, skipped: u64) {
+        self.retention_deleted += deleted;
+        self.retention_skipped += skipped;
+    }
+
     /// Records a finished run.
     pub fn run_finished(&mut self, export: &str, state: &str, rows: u64, bytes: u64, seconds: f64) {
         *self
@@ -132,6 +142,8 @@ pub struct Registry {
     pub last_reload: Option<DateTime<Utc>>,
     /// When the daemon started.
     pub started_at: Option<DateTime<Utc>>,
+    /// Prices of cost estimates, from `[defaults]`.
+    pub prices: crate::cost::Prices,
 }
 
 impl Registry {

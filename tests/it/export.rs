@@ -19,12 +19,12 @@ use tempfile::TempDir;
 // ---------------------------------------------------------------------------------------------
 
 /// A store, `exports.d/` and an output directory shared by several `exportd` commands.
-struct Workspace {
+pub(crate) struct Workspace {
     dir: TempDir,
 }
 
 impl Workspace {
-    fn new() -> Workspace {
+    pub(crate) fn new() -> Workspace {
         Workspace {
             dir: tempfile::Builder::new()
                 .prefix("exportd-export-")
@@ -33,12 +33,12 @@ impl Workspace {
         }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// Writes `exports.d/NAME.toml`.
-    fn definition(&self, name: &str, toml: &str) -> &Workspace {
+    pub(crate) fn definition(&self, name: &str, toml: &str) -> &Workspace {
         let path = self.path().join("exports.d").join(format!("{name}.toml"));
         std::fs::create_dir_all(path.parent().expect("exports.d")).expect("creating exports.d");
         std::fs::write(&path, toml).expect("writing a definition");
@@ -47,14 +47,14 @@ impl Workspace {
 
     /// `exportd --config DIR/exportd.toml` (the file does not exist: defaults apply), run in a
     /// scratch directory of its own.
-    fn exportd(&self) -> Test {
+    pub(crate) fn exportd(&self) -> Test {
         Test::new()
             .arg("--config")
             .arg(self.path().join("exportd.toml"))
     }
 
     /// `exportd ingest --leads leads.ndjson`, which must load every line.
-    fn ingest(&self, ndjson: &str) -> &Workspace {
+    pub(crate) fn ingest(&self, ndjson: &str) -> &Workspace {
         self.exportd()
             .file("leads.ndjson", ndjson)
             .args(["ingest", "--leads", "leads.ndjson"])
@@ -64,7 +64,7 @@ impl Workspace {
     }
 
     /// `exportd export NAME --at AT`, which must succeed.
-    fn export(&self, name: &str, at: &str) -> Output {
+    pub(crate) fn export(&self, name: &str, at: &str) -> Output {
         self.exportd()
             .args(["export", name, "--at", at])
             .run()
@@ -72,19 +72,19 @@ impl Workspace {
     }
 
     /// A path under the output directory, `var/exports/`.
-    fn output(&self, relative: &str) -> PathBuf {
+    pub(crate) fn output(&self, relative: &str) -> PathBuf {
         self.path().join("var/exports").join(relative)
     }
 
     /// The text of an output file.
-    fn read(&self, relative: &str) -> String {
+    pub(crate) fn read(&self, relative: &str) -> String {
         let path = self.output(relative);
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
     }
 
     /// Every file under `var/exports/DIR`, relative to it, sorted (hidden files included).
-    fn files(&self, dir: &str) -> Vec<String> {
-        fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    pub(crate) fn files(&self, dir: &str) -> Vec<String> {
+        pub(crate) fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
             let Ok(entries) = std::fs::read_dir(dir) else {
                 return;
             };
@@ -106,7 +106,7 @@ impl Workspace {
     }
 
     /// Leads in the store, counted through an export of `window = "all"`.
-    fn count_leads(&self) -> usize {
+    pub(crate) fn count_leads(&self) -> usize {
         self.definition(
             "count-all",
             r#"
