@@ -128,17 +128,45 @@ struct Candidate {
     def: DeliverDef,
 }
 
-/// Sweeps every export with ledger entries (or only `only`), at `now`. A dry run checks and
-/// reports but deletes nothing.
+/// Which ledger entries a sweep considers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    /// Only this export's entries (defined or removed).
+    pub only: Option<&'a str>,
+    /// Check and report, delete nothing.
+    pub dry_run: bool,
+    /// Every entry is due, whatever its expiry and `keep_last`: an export removed with
+    /// `on_remove = "delete"`. Use only with `only`.
+    pub everything: bool,
+}
+
+/// Sweeps every export with ledger entries (or the scope's one), at `now`.
 pub fn sweep(
     specs: &[ExportSpec],
     state: &dyn StateStore,
     context: &deliver::Context,
     guards: Guards,
     now: DateTime<Utc>,
-    only: Option<&str>,
-    dry_run: bool,
+    scope: Scope<'_>,
 ) -> Result<Report, Error> {
+    let Scope {
+        only,
+        dry_run,
+        everything,
+    } = scope;
+    // "Everything" without an export would empty every destination: never.
+    let everything = everything && only.is_some();
+    let (guards, now) = if everything {
+        (
+            Guards {
+                keep_last: 0,
+                max_delete: usize::MAX,
+            },
+            DateTime::<Utc>::MAX_UTC,
+        )
+    } else {
+        (guards, now)
+    };
     let by_name: HashMap<&str, &ExportSpec> = specs.iter().map(|s| (s.name.as_str(), s)).collect();
     let mut exports: BTreeSet<String> = state.ledger_exports()?.into_iter().collect();
     exports.retain(|e| only.is_none_or(|o| o == e));
@@ -150,6 +178,7 @@ pub fn sweep(
             state.deliveries_for_export(export)?,
             guards.keep_last,
             now,
+            everything,
         );
         report.kept_by_keep_last += kept;
         candidates.append(&mut due);
@@ -206,7 +235,7 @@ pub fn sweep(
             bytes: entry.bytes,
             delivered_at: entry.delivered_at,
             expired_at: candidate.expires,
-            age_days: (now - entry.delivered_at).num_days(),
+            age_days: (Utc::now().min(now) - entry.delivered_at).num_days(),
             action,
         });
     }
@@ -228,6 +257,7 @@ fn due_entries(
     entries: Vec<Delivery>,
     keep_last: usize,
     now: DateTime<Utc>,
+    everything: bool,
 ) -> (Vec<Candidate>, usize) {
     let mut by_destination: BTreeMap<String, Vec<Delivery>> = BTreeMap::new();
     for entry in entries {
@@ -258,6 +288,11 @@ fn due_entries(
             let expires = match current {
                 Some(def) => expiry(def, &entry),
                 None => entry.expires_at,
+            };
+            let expires = if everything {
+                Some(expires.unwrap_or(entry.delivered_at))
+            } else {
+                expires
             };
             let Some(expires) = expires.filter(|t| *t <= now) else {
                 continue;
@@ -458,8 +493,10 @@ mod tests {
                 &self.context,
                 guards,
                 now(),
-                None,
-                dry_run,
+                Scope {
+                    dry_run,
+                    ..Scope::default()
+                },
             )
             .unwrap()
         }
@@ -579,5 +616,35 @@ mod tests {
         assert_eq!(report.deleted(), 1, "{report:?}");
         assert!(!Path::new(&old.key).exists());
         assert!(Path::new(&young.key).exists());
+    }
+
+    #[test]
+    fn a_removed_export_with_on_remove_delete_loses_everything_it_delivered() {
+        let world = World::new();
+        let spec = spec("never");
+        let newest = world.delivered(&spec, 0, "new");
+        let old = world.delivered(&spec, 400, "old");
+        let report = sweep(
+            &[],
+            &world.state,
+            &world.context,
+            GUARDS,
+            now(),
+            Scope {
+                only: Some("daily"),
+                everything: true,
+                ..Scope::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(report.deleted(), 2, "{report:?}");
+        assert!(!Path::new(&newest.key).exists() && !Path::new(&old.key).exists());
+        assert!(
+            world
+                .state
+                .deliveries_for_export("daily")
+                .unwrap()
+                .is_empty()
+        );
     }
 }

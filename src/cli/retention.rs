@@ -33,8 +33,11 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
         &env.deliver_context(),
         Guards::from(&loaded.daemon.retention),
         chrono::Utc::now(),
-        args.export.as_deref(),
-        args.dry_run,
+        retention::Scope {
+            only: args.export.as_deref(),
+            dry_run: args.dry_run,
+            everything: false,
+        },
     )?;
     let skipped = report.skipped().count();
     if args.format == OutputFormat::Json {

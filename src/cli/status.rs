@@ -26,6 +26,8 @@ struct Row {
     next_run: Option<String>,
     last_run: Option<RunRecord>,
     errors: Vec<String>,
+    /// Bytes stored and transferred per destination, with estimated costs.
+    costs: Vec<crate::cost::Cost>,
 }
 
 /// Prints the table.
@@ -43,6 +45,14 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
             })?
             .into_iter()
             .next())
+    };
+    let costs = |export: &str| -> anyhow::Result<Vec<crate::cost::Cost>> {
+        Ok(crate::cost::costs(
+            state.as_ref(),
+            Some(export),
+            env.prices,
+            now,
+        )?)
     };
     let mut rows = Vec::new();
     for spec in &loaded.specs {
@@ -67,6 +77,7 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
             next_run: next.map(|t| t.with_timezone(&spec.timezone).to_rfc3339()),
             last_run: last_run(&spec.name)?,
             errors: Vec::new(),
+            costs: costs(&spec.name)?,
         });
     }
     for (name, file) in &loaded.rejected {
@@ -76,6 +87,7 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
             schedule: "-".into(),
             next_run: None,
             last_run: last_run(name)?,
+            costs: costs(name)?,
             errors: loaded
                 .diagnostics
                 .iter()
@@ -115,6 +127,16 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
                 );
                 for e in &row.errors {
                     println!("    {e}");
+                }
+                for c in &row.costs {
+                    println!(
+                        "    {}: {} objects, {} bytes stored, {} bytes sent this month, ~${:.2}/month",
+                        c.destination,
+                        c.objects,
+                        c.stored_bytes,
+                        c.transferred_bytes_this_month,
+                        c.storage_usd_per_month + c.transfer_usd_this_month
+                    );
                 }
             }
         }

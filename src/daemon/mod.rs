@@ -288,7 +288,11 @@ impl Daemon {
             registry.prices = self.env.prices;
         }
         for name in &outcome.diff.removed {
-            self.slots.remove(name);
+            if let Some(slot) = self.slots.remove(name)
+                && slot.spec.def.on_remove == crate::config::export::OnRemove::Delete
+            {
+                self.delete_everything_of(name);
+            }
         }
         let last_nominals = self.state.last_nominals().unwrap_or_else(|e| {
             warn!(error = %e, "Cannot read the run history; no catch-up.");
@@ -531,11 +535,47 @@ impl Daemon {
                 &env.deliver_context(),
                 crate::retention::Guards::from(&env.retention),
                 Utc::now(),
-                None,
-                false,
+                crate::retention::Scope::default(),
             )
             .map_err(|e| e.to_string());
             let _ = tx.send(Event::SweepFinished(Box::new(report)));
+        });
+    }
+
+    /// An export removed with `on_remove = "delete"`: everything the ledger says it delivered
+    /// is deleted now (with the same checks as a sweep: changed objects are kept).
+    fn delete_everything_of(&self, export: &str) {
+        warn!(
+            export,
+            "Definition removed with on_remove = \"delete\": deleting its delivered files."
+        );
+        let env = self.env.clone();
+        let state = self.state.clone();
+        let export = export.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let report = crate::retention::sweep(
+                &[],
+                state.as_ref(),
+                &env.deliver_context(),
+                crate::retention::Guards::from(&env.retention),
+                Utc::now(),
+                crate::retention::Scope {
+                    only: Some(&export),
+                    dry_run: false,
+                    everything: true,
+                },
+            );
+            match report {
+                Ok(r) => info!(
+                    export,
+                    deleted = r.deleted(),
+                    skipped = r.skipped().count(),
+                    "Files of the removed export deleted."
+                ),
+                Err(e) => {
+                    warn!(export, error = %e, "Cannot delete the files of the removed export; `exportd retention` reports them.")
+                }
+            }
         });
     }
 
