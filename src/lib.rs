@@ -5,6 +5,7 @@
 //! compressed (`compress`), split into parts and delivered (`pipeline`, `deliver`). See
 //! ARCHITECTURE.md for the map.
 
+pub mod access;
 pub mod api;
 pub mod chunk;
 pub mod cli;

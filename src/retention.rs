@@ -183,7 +183,7 @@ pub fn sweep(
         report.kept_by_keep_last += kept;
         candidates.append(&mut due);
     }
-    candidates.sort_by(|a, b| a.expires.cmp(&b.expires));
+    candidates.sort_by_key(|c| c.expires);
     if candidates.len() > guards.max_delete {
         report.deferred = candidates.len() - guards.max_delete;
         candidates.truncate(guards.max_delete);
@@ -227,6 +227,26 @@ pub fn sweep(
                 candidate.expires.to_rfc3339()
             ),
             _ => {}
+        }
+        if !dry_run {
+            let outcome = match &action {
+                Action::Deleted => "deleted".to_owned(),
+                Action::AlreadyGone => "already gone".to_owned(),
+                Action::LedgerOnly => "ledger entry expired".to_owned(),
+                Action::Skipped(reason) => format!("skipped: {reason}"),
+                Action::WouldDelete => unreachable!("not a dry run"),
+            };
+            let line = crate::state::AuditEntry::new(
+                "exportd",
+                "",
+                "retention",
+                &format!("{} {}", entry.destination, entry.key),
+                &outcome,
+                Utc::now(),
+            );
+            if let Err(e) = state.append_audit(&[line]) {
+                tracing::warn!("retention: cannot write the audit log: {e}");
+            }
         }
         report.outcomes.push(Outcome {
             export: entry.export.clone(),
@@ -277,7 +297,7 @@ fn due_entries(
                 None => runs.push((&e.run_id, e.delivered_at)),
             }
         }
-        runs.sort_by(|a, b| b.1.cmp(&a.1));
+        runs.sort_by_key(|r| std::cmp::Reverse(r.1));
         let protected: BTreeSet<String> = runs
             .iter()
             .take(keep_last)

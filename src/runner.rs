@@ -52,7 +52,9 @@ pub fn execute(
     });
     match result {
         Ok(report) => {
-            state.record_deliveries(&ledger_entries(spec, &run_id, &report.deliveries))?;
+            let entries = ledger_entries(spec, &run_id, &report.deliveries);
+            state.record_deliveries(&entries)?;
+            state.append_audit(&audit_entries(&entries, trigger))?;
             state.record_finish(&run_id, &RunOutcome::from_report(&report), Utc::now())?;
             // Backfills and manual runs of arbitrary windows do not move the watermark: only
             // the schedule's own sequence of windows does.
@@ -65,7 +67,9 @@ pub fn execute(
             // Objects that reached a destination before the failure are in the ledger too, so
             // retention and the next attempt know about them.
             if let Error::Run(pipeline::Error::Deliver { delivered, .. }) = &e {
-                state.record_deliveries(&ledger_entries(spec, &run_id, delivered))?;
+                let entries = ledger_entries(spec, &run_id, delivered);
+                state.record_deliveries(&entries)?;
+                state.append_audit(&audit_entries(&entries, trigger))?;
             }
             let outcome = RunOutcome::Failed {
                 error: format!("{e:#}"),
@@ -95,6 +99,23 @@ fn ledger_entries(
                 Some(dest) => entry.for_destination(&dest.def),
                 None => entry,
             }
+        })
+        .collect()
+}
+
+/// One audit line per delivered object.
+fn audit_entries(entries: &[Delivery], trigger: Trigger) -> Vec<crate::state::AuditEntry> {
+    entries
+        .iter()
+        .map(|d| {
+            crate::state::AuditEntry::new(
+                "exportd",
+                trigger.as_str(),
+                "delivery",
+                &format!("{} {}", d.destination, d.key),
+                &format!("ok: {} bytes, sha256 {}", d.bytes, d.sha256),
+                d.delivered_at,
+            )
         })
         .collect()
 }

@@ -178,7 +178,8 @@ pub fn render(registry: &Registry, costs: &[crate::cost::Cost]) -> String {
         c.retention_skipped as f64,
     );
 
-    let cost_families: [(&str, &str, fn(&crate::cost::Cost) -> f64); 3] = [
+    type Gauge = fn(&crate::cost::Cost) -> f64;
+    let cost_families: [(&str, &str, Gauge); 3] = [
         (
             "exportd_stored_bytes",
             "Bytes of delivered objects the ledger lists, by export and destination.",

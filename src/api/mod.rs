@@ -26,6 +26,7 @@
 //! appear: the registry and the state store hold none, and this module only serializes them.
 
 pub mod dto;
+mod guard;
 pub mod metrics;
 mod routes;
 
@@ -49,6 +50,8 @@ pub struct ApiState {
     pub state: Arc<dyn StateStore>,
     /// The event loop's inbox, for triggered runs.
     pub events: UnboundedSender<Event>,
+    /// Tokens, roles and signed links.
+    pub access: Arc<crate::access::Access>,
 }
 
 /// The API's routes over the daemon's registry, state store and event channel. Exposed on its
@@ -57,11 +60,13 @@ pub fn router(
     registry: SharedRegistry,
     state: Arc<dyn StateStore>,
     events: UnboundedSender<Event>,
+    access: Arc<crate::access::Access>,
 ) -> axum::Router {
     routes::router(ApiState {
         registry,
         state,
         events,
+        access,
     })
 }
 
@@ -83,10 +88,11 @@ pub async fn serve(
     registry: SharedRegistry,
     state: Arc<dyn StateStore>,
     events: UnboundedSender<Event>,
+    access: Arc<crate::access::Access>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let listener = bind(listen).await?;
-    serve_on(listener, router(registry, state, events), shutdown).await
+    serve_on(listener, router(registry, state, events, access), shutdown).await
 }
 
 /// Serves `router` on an already bound listener until `shutdown` resolves; see [`serve`].

@@ -5,10 +5,13 @@ use super::ApiState;
 use super::dto::{
     ApiError, ExportDetail, ExportList, ExportSummary, RunDetail, RunList, Triggered,
 };
+use super::guard::{Caller, SignedLink};
 use super::metrics;
+use crate::access::Permission;
 use crate::daemon::registry::Registry;
 use crate::daemon::{Event, TriggerError};
 use crate::state::{RunFilter, RunState};
+use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode, Uri, header};
@@ -32,7 +35,9 @@ const TRIGGER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the 404 fallback lists, so a mistyped URL tells the caller where to go.
 const ROUTES: &str = "GET /healthz, GET /metrics, GET /v1/exports, GET /v1/exports/{name}, \
-    GET /v1/runs, GET /v1/runs/{export}/{run}, POST /v1/exports/{name}/run";
+    GET /v1/runs, GET /v1/runs/{export}/{run}, POST /v1/exports/{name}/run, \
+    GET /v1/runs/{export}/{run}/files, GET /v1/runs/{export}/{run}/files/{name}, \
+    POST /v1/runs/{export}/{run}/files/{name}/link, GET /v1/audit";
 
 pub(super) fn router(state: ApiState) -> Router {
     Router::new()
@@ -45,8 +50,19 @@ pub(super) fn router(state: ApiState) -> Router {
         // Run ids are `EXPORT/RUNID`: as two segments, or one percent-encoded segment.
         .route("/v1/runs/{export}/{run}", get(run_detail_split))
         .route("/v1/runs/{id}", get(run_detail_encoded))
+        .route("/v1/runs/{export}/{run}/files", get(list_files))
+        .route("/v1/runs/{export}/{run}/files/{name}", get(download))
+        .route(
+            "/v1/runs/{export}/{run}/files/{name}/link",
+            post(download_link),
+        )
+        .route("/v1/audit", get(audit_log))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::guard::authorize,
+        ))
         .with_state(state)
 }
 
@@ -233,8 +249,10 @@ async fn run_detail(state: ApiState, id: String) -> Result<Json<RunDetail>, ApiE
 
 async fn trigger(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
+    caller.require(&state, Permission::Schedule)?;
     let shutting_down = || {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -314,4 +332,171 @@ async fn wrong_method(method: Method, uri: Uri) -> ApiError {
             uri.path()
         ),
     )
+}
+
+/// The files of a run that can be downloaded: its deliveries to local destinations.
+async fn local_files(
+    state: &ApiState,
+    run_id: &str,
+) -> Result<(crate::state::RunRecord, Vec<crate::state::Delivery>), ApiError> {
+    let store = state.state.clone();
+    let id = run_id.to_owned();
+    let found = blocking(move || {
+        let Some(run) = store.get_run(&id)? else {
+            return Ok(None);
+        };
+        Ok(Some((run, store.deliveries_for_run(&id)?)))
+    })
+    .await?;
+    let Some((run, deliveries)) = found else {
+        return Err(ApiError::not_found(format!(
+            "no run `{run_id}`: GET /v1/runs?export=EXPORT lists the runs of an export"
+        )));
+    };
+    let local = deliveries
+        .into_iter()
+        .filter(|d| d.destination.starts_with("local#"))
+        .collect();
+    Ok((run, local))
+}
+
+fn file_name(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
+}
+
+/// 403 unless the caller may download this run (role rules of [`crate::access`]).
+fn may_download(
+    state: &ApiState,
+    caller: &Caller,
+    run: &crate::state::RunRecord,
+) -> Result<(), ApiError> {
+    let spec = read(state).specs.get(&run.export).cloned();
+    Ok(state
+        .access
+        .may_download(&caller.0, spec.as_deref(), run, chrono::Utc::now())?)
+}
+
+async fn list_files(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path((export, run)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = format!("{export}/{run}");
+    let (record, files) = local_files(&state, &id).await?;
+    may_download(&state, &caller, &record)?;
+    let files: Vec<_> = files
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "name": file_name(&d.key),
+                "bytes": d.bytes,
+                "sha256": d.sha256,
+                "url": format!("/v1/runs/{id}/files/{}", file_name(&d.key)),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "run_id": id, "files": files })))
+}
+
+async fn download(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    signed: Option<Extension<SignedLink>>,
+    Path((export, run, name)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let id = format!("{export}/{run}");
+    let (record, files) = local_files(&state, &id).await?;
+    // A signed link was authorised when it was made; a token is checked now.
+    if signed.is_none() {
+        may_download(&state, &caller, &record)?;
+    }
+    let Some(file) = files.iter().find(|d| file_name(&d.key) == name) else {
+        return Err(ApiError::not_found(format!(
+            "run `{id}` delivered no local file `{name}`; GET /v1/runs/{id}/files lists them"
+        )));
+    };
+    let opened = tokio::fs::File::open(&file.key).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::GONE,
+            format!("`{name}` is no longer on disk ({e}); retention may have deleted it"),
+        )
+    })?;
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(opened));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, file.bytes.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", name.replace('"', "")),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+async fn download_link(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path((export, run, name)): Path<(String, String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = format!("{export}/{run}");
+    let (record, files) = local_files(&state, &id).await?;
+    may_download(&state, &caller, &record)?;
+    if !files.iter().any(|d| file_name(&d.key) == name) {
+        return Err(ApiError::not_found(format!(
+            "run `{id}` delivered no local file `{name}`; GET /v1/runs/{id}/files lists them"
+        )));
+    }
+    let (url, expires) = state
+        .access
+        .sign(&format!("/v1/runs/{id}/files/{name}"), chrono::Utc::now());
+    Ok(Json(
+        serde_json::json!({ "url": url, "expires_at": expires.to_rfc3339() }),
+    ))
+}
+
+/// `GET /v1/audit` parameters.
+#[derive(Debug, Deserialize)]
+struct AuditQuery {
+    actor: Option<String>,
+    action: Option<String>,
+    since: Option<String>,
+    limit: Option<String>,
+}
+
+async fn audit_log(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(&state, Permission::Audit)?;
+    let Query(query) = query.map_err(|e| {
+        ApiError::bad_request(format!(
+            "{}: use `?actor=NAME&action=api|delivery|retention|reload&since=RFC3339&limit=N`",
+            e.body_text()
+        ))
+    })?;
+    let since = match query.since.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(
+            chrono::DateTime::parse_from_rfc3339(s)
+                .map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "invalid since `{s}`: {e}; use RFC 3339 such as 2024-01-15T00:00:00Z"
+                    ))
+                })?
+                .with_timezone(&chrono::Utc),
+        ),
+    };
+    let filter = crate::state::AuditFilter {
+        actor: query.actor.filter(|a| !a.is_empty()),
+        action: query.action.filter(|a| !a.is_empty()),
+        since,
+        limit: Some(parse_limit(query.limit.as_deref())?),
+    };
+    let store = state.state.clone();
+    let entries = blocking(move || store.audit_log(&filter)).await?;
+    Ok(Json(serde_json::json!({ "entries": entries })))
 }

@@ -140,7 +140,18 @@ impl Server {
     /// Serves the fixture; `events` decides how triggers are answered.
     async fn start_with(events: mpsc::UnboundedSender<Event>) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let router = router(registry(), state(dir.path()), events);
+        let state = state(dir.path());
+        Server::serve(dir, registry(), state, events, open_access()).await
+    }
+
+    async fn serve(
+        dir: tempfile::TempDir,
+        registry: SharedRegistry,
+        state: Arc<dyn StateStore>,
+        events: mpsc::UnboundedSender<Event>,
+        access: crate::access::Access,
+    ) -> Server {
+        let router = router(registry, state, events, Arc::new(access));
         let listener = bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -204,10 +215,23 @@ impl Reply {
     }
 }
 
+/// No tokens, on loopback: every caller is admin (the default without `[access]`).
+fn open_access() -> crate::access::Access {
+    crate::access::Access::new(&Default::default(), "127.0.0.1:0").unwrap()
+}
+
 /// One HTTP/1.1 request with `Connection: close`, read to the end.
 async fn request(addr: SocketAddr, method: &str, path: &str) -> Reply {
+    request_with(addr, method, path, None).await
+}
+
+/// The same with `Authorization: Bearer TOKEN`.
+async fn request_with(addr: SocketAddr, method: &str, path: &str, token: Option<&str>) -> Reply {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let raw = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
     );
     let bytes = tokio::task::spawn_blocking(move || {
         let mut stream = std::net::TcpStream::connect(addr).unwrap();
@@ -650,8 +674,295 @@ async fn bind_failure_names_the_setting() {
     let addr = taken.local_addr().unwrap().to_string();
     let (tx, _rx) = mpsc::unbounded_channel();
     let dir = tempfile::tempdir().unwrap();
-    let err = serve(&addr, registry(), state(dir.path()), tx, async {})
-        .await
-        .unwrap_err();
+    let err = serve(
+        &addr,
+        registry(),
+        state(dir.path()),
+        tx,
+        Arc::new(open_access()),
+        async {},
+    )
+    .await
+    .unwrap_err();
     assert!(format!("{err:#}").contains("[http] listen"), "{err:#}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens, roles, downloads and the audit log
+// ---------------------------------------------------------------------------------------------
+
+mod access {
+    use super::*;
+    use crate::config::daemon::{AccessConfig, DaemonConfig, Role, TokenConfig};
+
+    const TOKENS: [(&str, Role, &str); 4] = [
+        ("alice", Role::Admin, "exd_admin"),
+        ("ana", Role::Analyst, "exd_analyst"),
+        ("otto", Role::Operations, "exd_ops"),
+        ("audrey", Role::Auditor, "exd_auditor"),
+    ];
+
+    fn access(operations_days: u32) -> crate::access::Access {
+        let config = AccessConfig {
+            tokens: TOKENS
+                .iter()
+                .map(|(name, role, token)| TokenConfig {
+                    name: (*name).into(),
+                    role: *role,
+                    sha256: crate::access::token_hash(token),
+                })
+                .collect(),
+            operations_days: Some(operations_days),
+            ..AccessConfig::default()
+        };
+        crate::access::Access::new(&config, "127.0.0.1:0").unwrap()
+    }
+
+    /// `pii` exports emails unmasked; `anon` masks them. Each has one completed run whose
+    /// window ended on 2024-01-15 with one local file.
+    async fn server(operations_days: u32) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteState::open(&dir.path().join("state.db")).unwrap();
+        let mut registry = Registry::default();
+        for (name, fields) in [
+            ("pii", "include = [\"email\", \"state\"]"),
+            (
+                "anon",
+                "include = [\"email\", \"state\"]\nmask = { email = \"email\" }",
+            ),
+        ] {
+            let text = format!(
+                "schedule = \"daily at 02:00\"\nwindow = \"previous_day\"\n[fields]\n{fields}\n[[deliver]]\nto = \"local\"\npath = \"x.csv\"\n"
+            );
+            let (spec, diags) = crate::config::validate::check_export(
+                name,
+                std::path::Path::new("x.toml"),
+                &text,
+                &DaemonConfig::default(),
+            );
+            registry.specs.insert(
+                name.into(),
+                Arc::new(spec.unwrap_or_else(|| panic!("{diags:?}"))),
+            );
+            let start = RunStart {
+                export: name.into(),
+                nominal: at(15, 2),
+                window_start: Some(at(14, 2)),
+                window_end: at(15, 2),
+                trigger: Trigger::Schedule,
+                revision: "ab".repeat(32),
+                started_at: at(15, 2),
+            };
+            let run = store.record_start(&start).unwrap();
+            let done = RunOutcome::Completed {
+                rows: 1,
+                bytes: 12,
+                parts: 1,
+            };
+            store.record_finish(&run.id, &done, at(15, 3)).unwrap();
+            let file = dir.path().join(format!("{name}.csv"));
+            std::fs::write(&file, format!("{name} content")).unwrap();
+            store
+                .record_delivery(&Delivery {
+                    export: name.into(),
+                    run_id: run.id.clone(),
+                    destination: "local#0".into(),
+                    key: file.to_string_lossy().into_owned(),
+                    bytes: format!("{name} content").len() as u64,
+                    sha256: "00".repeat(32),
+                    delivered_at: at(15, 3),
+                    expires_at: None,
+                    location: String::new(),
+                })
+                .unwrap();
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        answer_triggers(rx);
+        Server::serve(
+            dir,
+            Arc::new(RwLock::new(registry)),
+            Arc::new(store),
+            tx,
+            access(operations_days),
+        )
+        .await
+    }
+
+    async fn as_(server: &Server, token: &str, method: &str, path: &str) -> Reply {
+        request_with(server.addr, method, path, Some(token)).await
+    }
+
+    #[tokio::test]
+    async fn every_route_but_healthz_needs_a_known_token() {
+        let server = server(7).await;
+        assert_eq!(server.get("/healthz").await.status, 200);
+        for path in ["/metrics", "/v1/exports", "/v1/runs", "/v1/audit"] {
+            let reply = server.get(path).await;
+            assert_eq!(reply.status, 401, "{path}: {reply:?}");
+            assert!(reply.error().contains("Authorization: Bearer"));
+            let wrong = as_(&server, "exd_guess", "GET", path).await;
+            assert_eq!(wrong.status, 401, "{path}");
+        }
+        assert_eq!(
+            as_(&server, "exd_auditor", "GET", "/v1/exports")
+                .await
+                .status,
+            200
+        );
+    }
+
+    #[tokio::test]
+    async fn roles_follow_the_permission_matrix() {
+        let server = server(100_000).await;
+        let trigger = "/v1/exports/daily/run";
+        assert_eq!(as_(&server, "exd_admin", "POST", trigger).await.status, 202);
+        // Allowed, and refused by the (stand-in) event loop only because the run is running.
+        assert_eq!(as_(&server, "exd_ops", "POST", trigger).await.status, 409);
+        let denied = as_(&server, "exd_analyst", "POST", trigger).await;
+        assert_eq!(denied.status, 403);
+        assert!(
+            denied.error().contains("role `analyst`"),
+            "{}",
+            denied.error()
+        );
+        assert_eq!(
+            as_(&server, "exd_auditor", "POST", trigger).await.status,
+            403
+        );
+
+        assert_eq!(
+            as_(&server, "exd_auditor", "GET", "/v1/audit").await.status,
+            200
+        );
+        assert_eq!(
+            as_(&server, "exd_admin", "GET", "/v1/audit").await.status,
+            200
+        );
+        assert_eq!(
+            as_(&server, "exd_ops", "GET", "/v1/audit").await.status,
+            403
+        );
+        assert_eq!(
+            as_(&server, "exd_analyst", "GET", "/v1/audit").await.status,
+            403
+        );
+
+        let pii = "/v1/runs/pii/20240115T020000Z/files/pii.csv";
+        let anon = "/v1/runs/anon/20240115T020000Z/files/anon.csv";
+        let got = as_(&server, "exd_admin", "GET", pii).await;
+        assert_eq!((got.status, got.body.as_str()), (200, "pii content"));
+        let denied = as_(&server, "exd_analyst", "GET", pii).await;
+        assert_eq!(denied.status, 403);
+        assert!(
+            denied.error().contains("email"),
+            "names the unmasked field: {}",
+            denied.error()
+        );
+        let got = as_(&server, "exd_analyst", "GET", anon).await;
+        assert_eq!((got.status, got.body.as_str()), (200, "anon content"));
+        assert_eq!(as_(&server, "exd_auditor", "GET", anon).await.status, 403);
+        assert_eq!(as_(&server, "exd_ops", "GET", pii).await.status, 200);
+    }
+
+    #[tokio::test]
+    async fn operations_downloads_only_recent_windows() {
+        let server = server(7).await;
+        let reply = as_(
+            &server,
+            "exd_ops",
+            "GET",
+            "/v1/runs/pii/20240115T020000Z/files/pii.csv",
+        )
+        .await;
+        assert_eq!(reply.status, 403);
+        assert!(reply.error().contains("within 7 days"), "{}", reply.error());
+    }
+
+    #[tokio::test]
+    async fn signed_links_work_without_a_token_until_they_expire_or_are_tampered_with() {
+        let server = server(7).await;
+        let link = as_(
+            &server,
+            "exd_admin",
+            "POST",
+            "/v1/runs/pii/20240115T020000Z/files/pii.csv/link",
+        )
+        .await;
+        assert_eq!(link.status, 200, "{link:?}");
+        let url = link.json()["url"].as_str().unwrap().to_owned();
+        let got = server.get(&url).await;
+        assert_eq!((got.status, got.body.as_str()), (200, "pii content"));
+
+        let tampered = url.replace("pii.csv", "anon.csv");
+        assert_eq!(server.get(&tampered).await.status, 403);
+        let bad_signature = format!("{}0", &url[..url.len() - 1]);
+        assert_eq!(server.get(&bad_signature).await.status, 403);
+        let (path, _) = url.split_once('?').unwrap();
+        let expired = format!("{path}?expires=1&signature={}", "00".repeat(32));
+        let reply = server.get(&expired).await;
+        assert_eq!(reply.status, 403);
+        assert!(reply.error().contains("expired"));
+        // A link opens its file, never another route.
+        let query = url.split_once('?').unwrap().1;
+        assert_eq!(server.get(&format!("/v1/audit?{query}")).await.status, 401);
+        // An auditor cannot mint links.
+        let denied = as_(
+            &server,
+            "exd_auditor",
+            "POST",
+            "/v1/runs/pii/20240115T020000Z/files/pii.csv/link",
+        )
+        .await;
+        assert_eq!(denied.status, 403);
+    }
+
+    #[tokio::test]
+    async fn every_request_lands_in_the_audit_log_with_its_token_and_outcome() {
+        let server = server(7).await;
+        as_(&server, "exd_analyst", "GET", "/v1/exports").await;
+        as_(&server, "exd_analyst", "GET", "/v1/audit").await;
+        server.get("/v1/runs").await;
+        let log = as_(&server, "exd_auditor", "GET", "/v1/audit?limit=10")
+            .await
+            .json();
+        let lines: Vec<String> = log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} {} {}",
+                    e["actor"], e["role"], e["target"], e["outcome"]
+                )
+            })
+            .collect();
+        assert!(
+            lines.contains(&r#""ana" "analyst" "GET /v1/exports" "200""#.to_owned()),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.contains(&r#""ana" "analyst" "GET /v1/audit" "403""#.to_owned()),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.contains(&r#""unknown" "" "GET /v1/runs" "401""#.to_owned()),
+            "{lines:#?}"
+        );
+        let only = as_(&server, "exd_admin", "GET", "/v1/audit?actor=ana")
+            .await
+            .json();
+        assert_eq!(only["entries"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn an_open_api_is_refused_off_loopback() {
+        let refused = crate::access::Access::new(&AccessConfig::default(), "0.0.0.0:8080");
+        assert!(
+            refused
+                .unwrap_err()
+                .to_string()
+                .contains("exportd token new")
+        );
+        assert!(crate::access::Access::new(&AccessConfig::default(), "[::1]:8080").is_ok());
+    }
 }

@@ -2,6 +2,7 @@
 //!
 //! This is the binary's edge, the only place (with `main.rs`) that uses `anyhow`.
 
+mod audit;
 mod backfill;
 mod common;
 mod demo;
@@ -13,6 +14,7 @@ mod retention;
 mod run;
 mod schema;
 mod status;
+mod token;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -70,6 +72,10 @@ pub enum Command {
     Ingest(ingest::Args),
     /// Delete delivered objects whose retention has passed (only what the ledger lists).
     Retention(retention::Args),
+    /// Make API tokens (`exportd token new NAME --role ROLE`).
+    Token(token::Args),
+    /// Show the audit log: API requests, deliveries, retention deletions, reloads.
+    Audit(audit::Args),
 }
 
 /// Exit status of a command that completed: 1 when something it checked or ran failed (an
@@ -97,6 +103,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::cmd(&paths, args),
         Command::Ingest(args) => ingest::cmd(&paths, args),
         Command::Retention(args) => retention::cmd(&paths, args),
+        Command::Token(args) => token::cmd(args),
+        Command::Audit(args) => audit::cmd(&paths, args),
     }
 }
 

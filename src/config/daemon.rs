@@ -395,6 +395,14 @@ pub struct AccessConfig {
     /// Days of data the `operations` role may download. Default 7.
     #[serde(default)]
     pub operations_days: Option<u32>,
+    /// Lifetime of signed download URLs, in minutes. Default 15.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub url_lifetime_minutes: Option<u32>,
+    /// Key that signs download URLs (HMAC-SHA256). Replicas behind one address need the same
+    /// key; without it each daemon makes a random key at start (its URLs die with it).
+    #[serde(default)]
+    pub url_signing_key: Option<SecretRef>,
 }
 
 /// One API token.
@@ -410,7 +418,9 @@ pub struct TokenConfig {
 }
 
 /// API roles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything.

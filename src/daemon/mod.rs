@@ -135,6 +135,11 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
     let mut reconciler = Reconciler::new(options.config.clone(), options.exports.clone());
     let first = reconciler.reload();
     let first_listen = first.listen.clone();
+    let access = crate::access::Access::new(&first.access, &first_listen)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if access.is_open() {
+        warn!(listen = %first_listen, "[access] lists no tokens: the API is open to anyone on this machine (loopback only). Create tokens with `exportd token new`.");
+    }
     let state: Arc<dyn StateStore> = Arc::from(
         first
             .environment
@@ -161,7 +166,9 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
     daemon.apply(first, Utc::now());
     daemon.recover_interrupted_runs();
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    daemon.start_api(&first_listen, api_stopped).await?;
+    daemon
+        .start_api(&first_listen, Arc::new(access), api_stopped)
+        .await?;
     info!(exports = daemon.slots.len(), "exportd is ready.");
     notify("READY=1");
     let watchdog = watchdog_interval();
@@ -286,7 +293,17 @@ impl Daemon {
         self.env = outcome.environment.clone();
         if let Ok(mut registry) = self.registry.write() {
             registry.prices = self.env.prices;
+            registry.specs = outcome.active.clone();
         }
+        self.audit(
+            "reload",
+            "exports.d",
+            &if outcome.rejected.is_empty() {
+                format!("ok: {} exports", outcome.active.len())
+            } else {
+                format!("rejected: {}", outcome.rejected.join(", "))
+            },
+        );
         for name in &outcome.diff.removed {
             if let Some(slot) = self.slots.remove(name)
                 && slot.spec.def.on_remove == crate::config::export::OnRemove::Delete
@@ -512,6 +529,16 @@ impl Daemon {
         Ok(crate::state::run_id(export, now))
     }
 
+    /// Appends the daemon's own action to the audit log (a failure to write it is logged: the
+    /// daemon keeps working).
+    fn audit(&self, action: &str, target: &str, outcome: &str) {
+        let entry =
+            crate::state::AuditEntry::new("daemon", "", action, target, outcome, Utc::now());
+        if let Err(e) = self.state.append_audit(&[entry]) {
+            warn!(error = %e, "Cannot write the audit log.");
+        }
+    }
+
     /// Starts a retention sweep on a blocking thread, unless one is running (then it runs
     /// again when that one ends).
     fn start_sweep(&mut self) {
@@ -677,6 +704,7 @@ impl Daemon {
     async fn start_api(
         &self,
         listen: &str,
+        access: Arc<crate::access::Access>,
         stop: tokio::sync::oneshot::Receiver<()>,
     ) -> anyhow::Result<()> {
         let listener = crate::api::bind(listen).await?;
@@ -689,6 +717,7 @@ impl Daemon {
             self.registry.clone(),
             self.state.clone(),
             self.events.clone(),
+            access,
         );
         tokio::spawn(async move {
             let shutdown = async move {

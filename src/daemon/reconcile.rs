@@ -38,6 +38,8 @@ pub struct Outcome {
     pub environment: Environment,
     /// `[http] listen` (read at start-up; changing it needs a restart).
     pub listen: String,
+    /// `[access]` (read at start-up; changing tokens needs a restart).
+    pub access: crate::config::daemon::AccessConfig,
 }
 
 /// Keeps the accepted version of every export across reloads.
@@ -62,6 +64,7 @@ impl Reconciler {
         let loaded = load::load(&self.config, &self.exports);
         let environment = Environment::from_loaded(&loaded);
         let listen = loaded.daemon.http.listen.clone();
+        let access = loaded.daemon.access.clone();
         let on_disk: BTreeSet<String> = loaded
             .specs
             .iter()
@@ -98,6 +101,7 @@ impl Reconciler {
             listen,
             diagnostics: loaded.diagnostics,
             environment,
+            access,
         }
     }
 }

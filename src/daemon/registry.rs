@@ -144,6 +144,9 @@ pub struct Registry {
     pub started_at: Option<DateTime<Utc>>,
     /// Prices of cost estimates, from `[defaults]`.
     pub prices: crate::cost::Prices,
+    /// The accepted definitions, for decisions made from them (may a role download a run?).
+    #[serde(skip)]
+    pub specs: BTreeMap<String, std::sync::Arc<crate::config::ExportSpec>>,
 }
 
 impl Registry {

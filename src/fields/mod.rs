@@ -259,14 +259,73 @@ impl Selection {
         }
     }
 
-    /// Whether every column that looks personal is masked, hashed or absent (decides what the
-    /// `analyst` role may download, and the lint).
+    /// Columns that carry personal data unmasked: a column whose name or source field looks
+    /// personal (a rename does not hide `email`), or a computed column over such a field, with
+    /// no mask. Decides what the `analyst` role may download, and the lint.
     pub fn unmasked_personal_columns(&self) -> Vec<&str> {
         self.columns
             .iter()
-            .filter(|c| c.mask.is_none() && looks_personal(&c.name))
+            .filter(|c| c.mask.is_none())
+            .filter(|c| {
+                looks_personal(&c.name)
+                    || match &c.source {
+                        ColumnSource::Field(i) => looks_personal(&self.source_fields[*i]),
+                        ColumnSource::Computed(expr) => {
+                            expr.fields().iter().any(|f| looks_personal(f))
+                        }
+                    }
+            })
             .map(|c| c.name.as_str())
             .collect()
+    }
+}
+
+/// Personal fields of the documented lead schema (and the demo data), the universe against
+/// which a definition's selection is judged without asking the store.
+pub const PERSONAL_FIELDS: &[&str] = &[
+    "email",
+    "first_name",
+    "last_name",
+    "full_name",
+    "phone_1",
+    "phone_2",
+    "phone",
+    "ssn",
+    "address",
+    "address_1",
+    "address_2",
+    "ip_address",
+    "dob",
+    "lead.email",
+];
+
+/// Columns of `fields` that would carry personal data unmasked, decided from the definition
+/// alone: its selection applied to every personal field of the schema plus every field the
+/// definition names itself.
+pub fn unmasked_personal_fields(fields: &FieldsDef, computed: &[(String, Expr)]) -> Vec<String> {
+    let mut universe: Vec<String> = PERSONAL_FIELDS.iter().map(|f| f.to_string()).collect();
+    let named = fields
+        .include
+        .iter()
+        .flatten()
+        .chain(fields.rename.values())
+        .chain(fields.mask.keys())
+        .filter(|n| !n.contains('*') && !n.contains('?'))
+        .cloned()
+        .chain(computed.iter().flat_map(|(_, e)| e.fields()));
+    for name in named {
+        if !universe.contains(&name) {
+            universe.push(name);
+        }
+    }
+    match Selection::new(&universe, fields, computed) {
+        Ok(selection) => selection
+            .unmasked_personal_columns()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        // Nothing left to export, so nothing personal either.
+        Err(_) => Vec::new(),
     }
 }
 

@@ -397,6 +397,61 @@ impl Delivery {
     }
 }
 
+/// One line of the audit log: who did what, when, and how it ended. Append-only: nothing in
+/// exportd updates or deletes an entry (the SQLite store enforces it with triggers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// Position in the log (assigned by the store; 0 before it is appended).
+    pub id: u64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who: a token's name, `daemon` for the daemon's own actions, `cli` for commands.
+    pub actor: String,
+    /// The actor's role (`admin`, …), empty for the daemon.
+    pub role: String,
+    /// What: `api`, `delivery`, `retention`, `reload`.
+    pub action: String,
+    /// On what: `GET /v1/exports`, an object key, an export name.
+    pub target: String,
+    /// How it ended: an HTTP status, `ok`, `denied: …`, `failed: …`.
+    pub outcome: String,
+}
+
+impl AuditEntry {
+    /// A new entry at `at` (its id is assigned when appended).
+    pub fn new(
+        actor: &str,
+        role: &str,
+        action: &str,
+        target: &str,
+        outcome: &str,
+        at: DateTime<Utc>,
+    ) -> AuditEntry {
+        AuditEntry {
+            id: 0,
+            at,
+            actor: actor.to_owned(),
+            role: role.to_owned(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            outcome: outcome.to_owned(),
+        }
+    }
+}
+
+/// Which audit entries [`StateStore::audit_log`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only this actor.
+    pub actor: Option<String>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only entries at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// At most this many, newest first.
+    pub limit: Option<usize>,
+}
+
 /// The definition revision the daemon accepted for an export.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Revision {
@@ -528,6 +583,14 @@ pub trait StateStore: Send + Sync {
 
     /// Every accepted revision, by export name.
     fn accepted_revisions(&self) -> Result<BTreeMap<String, Revision>, Error>;
+
+    // ---- audit log (append-only) ----
+
+    /// Appends entries to the audit log, in one transaction.
+    fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), Error>;
+
+    /// Audit entries matching the filter, newest first.
+    fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, Error>;
 }
 
 /// Opens the state store a URL names (`[state] url`). Relative paths resolve against `base`,

@@ -10,8 +10,8 @@
 //! PostgreSQL unchanged.
 
 use super::{
-    Delivery, Error, LedgerTotal, Revision, RunFilter, RunOutcome, RunRecord, RunStart, RunState,
-    StateStore,
+    AuditEntry, AuditFilter, Delivery, Error, LedgerTotal, Revision, RunFilter, RunOutcome,
+    RunRecord, RunStart, RunState, StateStore,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
@@ -77,6 +77,24 @@ CREATE INDEX ledger_export ON ledger (export, delivered_at);
     r#"
 ALTER TABLE ledger ADD COLUMN expires_at INTEGER;
 ALTER TABLE ledger ADD COLUMN location TEXT NOT NULL DEFAULT '';
+"#,
+    // 4: the audit log, append-only: triggers refuse any UPDATE or DELETE, so not even a bug in
+    // exportd can rewrite history.
+    r#"
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    role TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    outcome TEXT NOT NULL
+);
+CREATE INDEX audit_at ON audit (at);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 "#,
 ];
 
@@ -465,6 +483,59 @@ impl StateStore for SqliteState {
             [destination, key],
         )?;
         Ok(n > 0)
+    }
+
+    fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), Error> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO audit (at, actor, role, action, target, outcome)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for e in entries {
+                stmt.execute(params![
+                    ms(e.at),
+                    e.actor,
+                    e.role,
+                    e.action,
+                    e.target,
+                    e.outcome
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, Error> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, at, actor, role, action, target, outcome FROM audit
+             WHERE (?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR action = ?2)
+               AND (?3 IS NULL OR at >= ?3)
+             ORDER BY id DESC LIMIT ?4",
+        )?;
+        let limit = filter.limit.map_or(-1, |l| l.min(i64::MAX as usize) as i64);
+        let mut rows = stmt.query(params![
+            filter.actor,
+            filter.action,
+            filter.since.map(ms),
+            limit
+        ])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(AuditEntry {
+                id: count_out("id", Some(r.get(0)?))?.unwrap_or(0),
+                at: time("at", r.get(1)?)?,
+                actor: r.get(2)?,
+                role: r.get(3)?,
+                action: r.get(4)?,
+                target: r.get(5)?,
+                outcome: r.get(6)?,
+            });
+        }
+        Ok(out)
     }
 
     fn ledger_exports(&self) -> Result<Vec<String>, Error> {
@@ -1161,5 +1232,35 @@ mod tests {
         }
         assert!("done".parse::<RunState>().is_err());
         assert!("cron".parse::<Trigger>().is_err());
+    }
+
+    #[test]
+    fn the_audit_log_is_append_only_and_filtered_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteState::open(&dir.path().join("state.db")).unwrap();
+        let at = |m: i64| DateTime::from_timestamp(1_700_000_000 + m * 60, 0).unwrap();
+        store
+            .append_audit(&[
+                AuditEntry::new("ops", "operations", "api", "GET /v1/exports", "200", at(0)),
+                AuditEntry::new("daemon", "", "reload", "exports.d", "ok", at(1)),
+                AuditEntry::new("ops", "operations", "api", "GET /v1/audit", "403", at(2)),
+            ])
+            .unwrap();
+        let all = store.audit_log(&AuditFilter::default()).unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[0].target, "GET /v1/audit", "newest first");
+        let ops = store
+            .audit_log(&AuditFilter {
+                actor: Some("ops".into()),
+                limit: Some(1),
+                ..AuditFilter::default()
+            })
+            .unwrap();
+        assert_eq!(ops.len(), 1);
+        assert_eq!(ops[0].outcome, "403");
+        let conn = store.conn();
+        let refused = conn.execute("UPDATE audit SET outcome = '200'", []);
+        assert!(refused.unwrap_err().to_string().contains("append-only"));
+        assert!(conn.execute("DELETE FROM audit", []).is_err());
     }
 }

@@ -1,5 +1,6 @@
 //! Integration tests: each module drives the real `exportd` binary through [`util::Test`].
 
+mod access;
 mod daemon;
 mod export;
 mod retention;
