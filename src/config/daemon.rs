@@ -448,4 +448,14 @@ pub struct AlertsConfig {
     /// Alert when a run writes more bytes than this.
     #[serde(default)]
     pub large_export_bytes: Option<ByteSize>,
+    /// Storage quotas by connection name (`local` for local destinations): alert when the
+    /// bytes the ledger lists there pass `quota_alert_fraction` of the quota.
+    #[serde(default)]
+    pub quotas: BTreeMap<String, ByteSize>,
+    /// Fraction of a quota that raises the alert. Default 0.8.
+    #[serde(default)]
+    pub quota_alert_fraction: Option<f64>,
+    /// Hours before an alert that is still true is sent again. Default 24.
+    #[serde(default)]
+    pub repeat_hours: Option<u32>,
 }

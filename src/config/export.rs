@@ -81,6 +81,14 @@ pub struct ExportDef {
     /// still expire by their retention) or `delete`.
     #[serde(default)]
     pub on_remove: OnRemove,
+    /// Alert (through `[alerts]` of exportd.toml) when a run exports more rows than this,
+    /// checked before delivery. Overrides `[alerts] large_export_rows`.
+    #[serde(default)]
+    pub alert_rows: Option<u64>,
+    /// Alert when a run's parts add up to more bytes than this, checked before delivery.
+    /// Overrides `[alerts] large_export_bytes`.
+    #[serde(default)]
+    pub alert_bytes: Option<ByteSize>,
 }
 
 /// What an export extracts.
