@@ -15,4 +15,7 @@ start_s3() {
   publish EXPORTD_TEST_S3_LOCKED_BUCKET exportd-locked
   publish EXPORTD_TEST_S3_ACCESS_KEY_ID test
   publish EXPORTD_TEST_S3_SECRET_ACCESS_KEY test
+  # boto3 reads objects back in the tests (tests/services/s3_probe.py), a client independent
+  # of the one under test.
+  publish EXPORTD_TEST_S3_PYTHON "$VENV/bin/python"
 }

@@ -370,6 +370,9 @@ fn object_lock_headers(def: &S3Deliver) -> Result<Option<object_store::HeaderMap
     };
     headers.insert("x-amz-object-lock-mode", value("COMPLIANCE")?);
     headers.insert("x-amz-object-lock-retain-until-date", value(&until)?);
+    // S3 wants a checksum with every retention; object_store sends the SHA-256 itself
+    // (`with_checksum_algorithm`) but not this header, which names it.
+    headers.insert("x-amz-sdk-checksum-algorithm", value("SHA256")?);
     Ok(Some(headers))
 }
 
