@@ -209,7 +209,9 @@ impl Destination for GcsDestination {
     }
 
     fn put(&self, upload: &Upload<'_>) -> Result<Delivered, Error> {
+        let started = std::time::Instant::now();
         block_on(self.upload(upload))?;
+        super::object::log_upload("gcs", upload, started.elapsed());
         Ok(Delivered {
             destination: "gcs".to_owned(),
             key: upload.key.to_owned(),

@@ -252,7 +252,9 @@ impl Destination for ObjectDestination {
 
     fn put(&self, upload: &Upload<'_>) -> Result<Delivered, Error> {
         let path = self.path(upload.key)?;
+        let started = std::time::Instant::now();
         block_on(self.upload(&path, upload))?;
+        log_upload(self.kind, upload, started.elapsed());
         Ok(Delivered {
             destination: self.kind.to_owned(),
             key: upload.key.to_owned(),
@@ -294,6 +296,17 @@ impl Destination for ObjectDestination {
             Err(e) => Err(self.remote(key, &e)),
         }
     }
+}
+
+/// One line per object at debug level: what `scripts/bench-objects.sh` measures delivery by.
+pub(super) fn log_upload(kind: &str, upload: &Upload<'_>, took: Duration) {
+    let seconds = took.as_secs_f64();
+    tracing::debug!(
+        "{kind}: uploaded `{}`: {} bytes in {seconds:.3} s ({:.1} MB/s)",
+        upload.key,
+        upload.bytes,
+        upload.bytes as f64 / 1e6 / seconds.max(1e-9)
+    );
 }
 
 /// Reads up to `size` bytes (less only at the end of the file).
