@@ -539,6 +539,34 @@ impl Checks<'_, '_> {
                         );
                     }
                 }
+                DeliverDef::Gcs(gcs) => {
+                    use super::export::{GCS_STORAGE_CLASSES, one_of};
+                    if let Some(class) = &gcs.storage_class
+                        && one_of(class, GCS_STORAGE_CLASSES).is_none()
+                    {
+                        self.error(
+                            &path!["deliver", i, "storage_class"],
+                            format!(
+                                "unknown gcs storage class `{class}`: use one of {}",
+                                GCS_STORAGE_CLASSES.join(", ")
+                            ),
+                        );
+                    }
+                }
+                DeliverDef::Azure(azure) => {
+                    use super::export::{AZURE_ACCESS_TIERS, one_of};
+                    if let Some(tier) = &azure.access_tier
+                        && one_of(tier, AZURE_ACCESS_TIERS).is_none()
+                    {
+                        self.error(
+                            &path!["deliver", i, "access_tier"],
+                            format!(
+                                "unknown azure access tier `{tier}`: use one of {}",
+                                AZURE_ACCESS_TIERS.join(", ")
+                            ),
+                        );
+                    }
+                }
                 _ => {}
             }
             specs.push(DestinationSpec {

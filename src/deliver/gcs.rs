@@ -11,7 +11,7 @@
 use super::object::{PART_SIZE, client_policy, read_chunk, status_failure};
 use super::{Delivered, Destination, Error, ObjectInfo, Upload, block_on};
 use crate::config::daemon::GcsConnection;
-use crate::config::export::GcsDeliver;
+use crate::config::export::{GCS_STORAGE_CLASSES, GcsDeliver, one_of};
 use object_store::gcp::{GcpCredentialProvider, GoogleCloudStorageBuilder};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use std::fmt::Write as _;
@@ -44,16 +44,12 @@ impl GcsDestination {
             ))
         })?;
         let storage_class = match &def.storage_class {
-            Some(class) => Some(
-                ["STANDARD", "NEARLINE", "COLDLINE", "ARCHIVE"]
-                    .into_iter()
-                    .find(|c| c.eq_ignore_ascii_case(class))
-                    .ok_or_else(|| {
-                        Error::Config(format!(
-                            "gcs `storage_class = \"{class}\"` is not one of STANDARD, NEARLINE, COLDLINE, ARCHIVE"
-                        ))
-                    })?,
-            ),
+            Some(class) => Some(one_of(class, GCS_STORAGE_CLASSES).ok_or_else(|| {
+                Error::Config(format!(
+                    "gcs `storage_class = \"{class}\"` is not one of {}",
+                    GCS_STORAGE_CLASSES.join(", ")
+                ))
+            })?),
             None => None,
         };
         let http = reqwest::Client::builder()

@@ -14,7 +14,9 @@
 
 use super::{Delivered, Destination, Error, ObjectInfo, Upload, block_on};
 use crate::config::daemon::{AzureConnection, S3Connection, endpoint_problem};
-use crate::config::export::{AzureDeliver, S3Deliver, S3Encryption, S3StorageClass};
+use crate::config::export::{
+    AZURE_ACCESS_TIERS, AzureDeliver, S3Deliver, S3Encryption, S3StorageClass, one_of,
+};
 use bytes::{Bytes, BytesMut};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::MicrosoftAzureBuilder;
@@ -134,6 +136,9 @@ impl ObjectDestination {
     ) -> Result<ObjectDestination, Error> {
         let options = client_options(connection.endpoint.as_deref(), connection.allow_insecure)?;
         let mut builder = MicrosoftAzureBuilder::from_env()
+            // The emulator mode (`AZURE_STORAGE_USE_EMULATOR`) would turn plain HTTP on behind
+            // the transport rule's back; Azurite is reached through `endpoint` instead.
+            .with_use_emulator(false)
             .with_account(&connection.account)
             .with_container_name(&def.container)
             .with_retry(retry_config())
@@ -146,9 +151,10 @@ impl ObjectDestination {
         }
         let mut attributes = Attributes::new();
         if let Some(tier) = &def.access_tier {
-            let tier = one_of(tier, &["Hot", "Cool", "Cold", "Archive"]).ok_or_else(|| {
+            let tier = one_of(tier, AZURE_ACCESS_TIERS).ok_or_else(|| {
                 Error::Config(format!(
-                    "azure `access_tier = \"{tier}\"` is not one of Hot, Cool, Cold, Archive"
+                    "azure `access_tier = \"{tier}\"` is not one of {}",
+                    AZURE_ACCESS_TIERS.join(", ")
                 ))
             })?;
             attributes.insert(Attribute::StorageClass, tier.into());
@@ -399,14 +405,6 @@ fn s3_storage_class(class: S3StorageClass) -> &'static str {
         S3StorageClass::GlacierIr => "GLACIER_IR",
         S3StorageClass::DeepArchive => "DEEP_ARCHIVE",
     }
-}
-
-/// The allowed spelling of `value` (compared without case), if it is one of `allowed`.
-fn one_of(value: &str, allowed: &[&'static str]) -> Option<&'static str> {
-    allowed
-        .iter()
-        .copied()
-        .find(|a| a.eq_ignore_ascii_case(value))
 }
 
 fn build_error(kind: &str, error: object_store::Error) -> Error {
