@@ -250,6 +250,65 @@ impl ConnectionConfig {
     }
 }
 
+impl ConnectionConfig {
+    /// The endpoint override of an object-store connection and its `allow_insecure`, for the
+    /// transport rule ([`endpoint_problem`]).
+    pub fn object_store_endpoint(&self) -> Option<(&str, bool)> {
+        match self {
+            ConnectionConfig::S3(c) => c.endpoint.as_deref().map(|e| (e, c.allow_insecure)),
+            ConnectionConfig::Gcs(c) => c.endpoint.as_deref().map(|e| (e, c.allow_insecure)),
+            ConnectionConfig::Azure(c) => c.endpoint.as_deref().map(|e| (e, c.allow_insecure)),
+            _ => None,
+        }
+    }
+}
+
+/// Why `endpoint` may not be used, if it may not. Every remote endpoint must use TLS; plain
+/// `http://` is accepted only with `allow_insecure = true` AND a loopback host, so a test
+/// setting can never send credentials across a network in the clear. Validation and the
+/// destinations both ask this, so `exportd validate` and a run refuse the same endpoints.
+pub fn endpoint_problem(endpoint: &str, allow_insecure: bool) -> Option<String> {
+    let lower = endpoint.to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return None;
+    }
+    let Some(rest) = lower.strip_prefix("http://") else {
+        return Some(format!(
+            "endpoint `{endpoint}` must be a URL starting with `https://`"
+        ));
+    };
+    if !allow_insecure {
+        return Some(format!(
+            "endpoint `{endpoint}` is plain `http://`: credentials and data would travel unencrypted; use `https://`, or for a test server on this machine set `allow_insecure = true`"
+        ));
+    }
+    if !is_loopback_host(url_host(rest)) {
+        return Some(format!(
+            "endpoint `{endpoint}` is plain `http://` and not on loopback: `allow_insecure` only covers 127.0.0.1, ::1 and localhost; use `https://`"
+        ));
+    }
+    None
+}
+
+/// The host of `authority/path…` (no scheme), without user info, port or IPv6 brackets.
+fn url_host(rest: &str) -> &str {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    }
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// S3 endpoint and credentials.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -272,6 +331,11 @@ pub struct S3Connection {
     /// Session token for temporary credentials.
     #[serde(default)]
     pub session_token: Option<SecretRef>,
+    /// Accept a plain `http://` endpoint. Only for a test server on this machine: the endpoint
+    /// must still be on loopback (`127.0.0.1`, `::1`, `localhost`), because credentials and data
+    /// travel unencrypted. Default `false`: every endpoint must be `https://`.
+    #[serde(default)]
+    pub allow_insecure: bool,
 }
 
 /// Google Cloud Storage credentials.
@@ -284,6 +348,11 @@ pub struct GcsConnection {
     /// Endpoint override, for an emulator.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Accept a plain `http://` endpoint. Only for a test server on this machine: the endpoint
+    /// must still be on loopback (`127.0.0.1`, `::1`, `localhost`), because credentials and data
+    /// travel unencrypted. Default `false`: every endpoint must be `https://`.
+    #[serde(default)]
+    pub allow_insecure: bool,
 }
 
 /// Azure Blob Storage account.
@@ -295,9 +364,15 @@ pub struct AzureConnection {
     /// Account access key.
     #[serde(default)]
     pub access_key: Option<SecretRef>,
-    /// Endpoint override, for Azurite.
+    /// Endpoint override, for Azurite (`http://127.0.0.1:10000/devstoreaccount1`: the account
+    /// is part of the path).
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Accept a plain `http://` endpoint. Only for a test server on this machine: the endpoint
+    /// must still be on loopback (`127.0.0.1`, `::1`, `localhost`), because credentials and data
+    /// travel unencrypted. Default `false`: every endpoint must be `https://`.
+    #[serde(default)]
+    pub allow_insecure: bool,
 }
 
 /// SFTP server and login.

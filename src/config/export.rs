@@ -483,6 +483,19 @@ pub enum S3StorageClass {
     DeepArchive,
 }
 
+/// The values `[[deliver]] to = "gcs"` accepts for `storage_class` (any case).
+pub const GCS_STORAGE_CLASSES: &[&str] = &["STANDARD", "NEARLINE", "COLDLINE", "ARCHIVE"];
+/// The values `[[deliver]] to = "azure"` accepts for `access_tier` (any case).
+pub const AZURE_ACCESS_TIERS: &[&str] = &["Hot", "Cool", "Cold", "Archive"];
+
+/// The spelling a cloud expects of `value`, if `value` is one of `allowed` in any case.
+pub fn one_of(value: &str, allowed: &[&'static str]) -> Option<&'static str> {
+    allowed
+        .iter()
+        .copied()
+        .find(|a| a.eq_ignore_ascii_case(value))
+}
+
 /// Google Cloud Storage destination.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

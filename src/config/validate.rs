@@ -139,7 +139,16 @@ pub fn check_daemon(file: &Path, text: &str) -> (Option<DaemonConfig>, Vec<Diagn
             )),
         }
     }
-    for name in config.connections.keys() {
+    for (name, connection) in &config.connections {
+        if let Some((endpoint, allow_insecure)) = connection.object_store_endpoint()
+            && let Some(problem) = super::daemon::endpoint_problem(endpoint, allow_insecure)
+        {
+            diags.push(source.error_at(
+                &path!["connections", name.as_str(), "endpoint"],
+                Part::Value,
+                problem,
+            ));
+        }
         if !valid_export_name(name) {
             diags.push(source.error_at(
                 &path!["connections", name.as_str()],
@@ -530,6 +539,34 @@ impl Checks<'_, '_> {
                         );
                     }
                 }
+                DeliverDef::Gcs(gcs) => {
+                    use super::export::{GCS_STORAGE_CLASSES, one_of};
+                    if let Some(class) = &gcs.storage_class
+                        && one_of(class, GCS_STORAGE_CLASSES).is_none()
+                    {
+                        self.error(
+                            &path!["deliver", i, "storage_class"],
+                            format!(
+                                "unknown gcs storage class `{class}`: use one of {}",
+                                GCS_STORAGE_CLASSES.join(", ")
+                            ),
+                        );
+                    }
+                }
+                DeliverDef::Azure(azure) => {
+                    use super::export::{AZURE_ACCESS_TIERS, one_of};
+                    if let Some(tier) = &azure.access_tier
+                        && one_of(tier, AZURE_ACCESS_TIERS).is_none()
+                    {
+                        self.error(
+                            &path!["deliver", i, "access_tier"],
+                            format!(
+                                "unknown azure access tier `{tier}`: use one of {}",
+                                AZURE_ACCESS_TIERS.join(", ")
+                            ),
+                        );
+                    }
+                }
                 _ => {}
             }
             specs.push(DestinationSpec {
@@ -775,5 +812,37 @@ subject = "Weekly {{week}}"
                 assert!(d.line >= 1 && d.column >= 1, "{d}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::*;
+
+    fn problems(connection: &str) -> Vec<String> {
+        let text = format!("[connections.store]\n{connection}\n");
+        let (_, diags) = check_daemon(Path::new("exportd.toml"), &text);
+        diags
+            .into_iter()
+            .map(|d| format!("{}: {}", d.line, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn plain_http_needs_allow_insecure_and_loopback() {
+        let s3 = "type = \"s3\"\nendpoint = ";
+        let refused = problems(&format!("{s3}\"http://127.0.0.1:9000\""));
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(refused[0].starts_with("3: ") && refused[0].contains("allow_insecure = true"));
+        let remote = problems(&format!(
+            "{s3}\"http://s3.example.com\"\nallow_insecure = true"
+        ));
+        assert!(remote[0].contains("not on loopback"), "{remote:?}");
+        assert!(problems(&format!("{s3}\"http://[::1]:9000\"\nallow_insecure = true")).is_empty());
+        assert!(problems(&format!("{s3}\"https://s3.example.com\"")).is_empty());
+        let azure = "type = \"azure\"\naccount = \"a\"\nendpoint = \"http://localhost:1/a\"";
+        assert_eq!(problems(azure).len(), 1);
+        let gcs = "type = \"gcs\"\nendpoint = \"ftp://127.0.0.1\"\nallow_insecure = true";
+        assert!(problems(gcs)[0].contains("https://"));
     }
 }

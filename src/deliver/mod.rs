@@ -17,7 +17,9 @@
 //! synchronous trait: the pipeline runs on a blocking thread, and [`block_on`] drives the
 //! futures on one shared IO runtime.
 
+pub mod gcs;
 pub mod local;
+pub mod object;
 
 use crate::config::daemon::ConnectionConfig;
 use crate::config::export::DeliverDef;
@@ -217,8 +219,27 @@ impl Context {
 pub fn build(def: &DeliverDef, context: &Context) -> Result<Box<dyn Destination>, Error> {
     match def {
         DeliverDef::Local(_) => Ok(Box::new(local::LocalDestination::new(&context.output_dir))),
+        DeliverDef::S3(def) => match context.connection(&def.connection)? {
+            ConnectionConfig::S3(c) => Ok(Box::new(object::ObjectDestination::s3(def, c)?)),
+            other => Err(wrong_connection(&def.connection, other, "s3")),
+        },
+        DeliverDef::Gcs(def) => match context.connection(&def.connection)? {
+            ConnectionConfig::Gcs(c) => Ok(Box::new(gcs::GcsDestination::new(def, c)?)),
+            other => Err(wrong_connection(&def.connection, other, "gcs")),
+        },
+        DeliverDef::Azure(def) => match context.connection(&def.connection)? {
+            ConnectionConfig::Azure(c) => Ok(Box::new(object::ObjectDestination::azure(def, c)?)),
+            other => Err(wrong_connection(&def.connection, other, "azure")),
+        },
         other => Err(Error::Unsupported(other.kind_name())),
     }
+}
+
+fn wrong_connection(name: &str, found: &ConnectionConfig, wanted: &str) -> Error {
+    Error::Config(format!(
+        "connection `{name}` is of type `{}`, but `to = \"{wanted}\"` needs a `{wanted}` connection",
+        found.kind_name()
+    ))
 }
 
 /// Runs `future` to completion on the shared IO runtime. Call it from blocking code only (the

@@ -3,6 +3,7 @@
 mod access;
 mod daemon;
 mod export;
+mod objects;
 mod retention;
 mod systemd;
 mod util;
