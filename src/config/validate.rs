@@ -139,12 +139,21 @@ pub fn check_daemon(file: &Path, text: &str) -> (Option<DaemonConfig>, Vec<Diagn
             )),
         }
     }
-    for name in config.connections.keys() {
+    for (name, connection) in &config.connections {
         if !valid_export_name(name) {
             diags.push(source.error_at(
                 &path!["connections", name.as_str()],
                 Part::Key,
                 format!("connection name `{name}` may only contain letters, digits, `-` and `_`"),
+            ));
+        }
+        if let ConnectionConfig::Sftp(sftp) = connection
+            && let Some(problem) = sftp.host_key_problem()
+        {
+            diags.push(source.error_at(
+                &path!["connections", name.as_str()],
+                Part::Key,
+                format!("connection `{name}`: {problem}"),
             ));
         }
     }

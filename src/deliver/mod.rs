@@ -17,7 +17,9 @@
 //! synchronous trait: the pipeline runs on a blocking thread, and [`block_on`] drives the
 //! futures on one shared IO runtime.
 
+pub mod known_hosts;
 pub mod local;
+pub mod sftp;
 
 use crate::config::daemon::ConnectionConfig;
 use crate::config::export::DeliverDef;
@@ -210,6 +212,7 @@ impl Context {
 pub fn build(def: &DeliverDef, context: &Context) -> Result<Box<dyn Destination>, Error> {
     match def {
         DeliverDef::Local(_) => Ok(Box::new(local::LocalDestination::new(&context.output_dir))),
+        DeliverDef::Sftp(d) => Ok(Box::new(sftp::SftpDestination::new(&d.connection, context)?)),
         other => Err(Error::Unsupported(other.kind_name())),
     }
 }
