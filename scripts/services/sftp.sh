@@ -1,6 +1,8 @@
 # An SFTP server: a second sshd (not the system one) with its own config, host key and client
 # key, key-only login as root, every session forced into `internal-sftp` starting in files/.
 # A second known_hosts holds a different key for the same host, for the refusal tests.
+# EXPORTD_TEST_SFTP_CONFIG lets a test start a private sshd of its own with the same keys
+# (`-p PORT -o PidFile=none`), to drop or restart it without disturbing other tests.
 APT_PACKAGES+=(openssh-server openssh-sftp-server)
 
 start_sftp() {
@@ -37,7 +39,7 @@ CONF
   /usr/sbin/sshd -t -f "$dir/sshd_config"
   # Absolute path: sshd re-executes itself. -D stays in the foreground (its PID is ours to
   # stop), -e logs to stderr (there is no syslog here).
-  /usr/sbin/sshd -D -e -f "$dir/sshd_config" -p "$port" 2> "$dir/sshd.log" &
+  /usr/sbin/sshd -D -e -f "$dir/sshd_config" -p "$port" > "$dir/sshd.log" 2>&1 &
   local pid=$!
   register_pid "$pid"
   wait_tcp "$port"
@@ -47,6 +49,8 @@ CONF
   publish EXPORTD_TEST_SFTP_CLIENT_KEY "$dir/client_key"
   publish EXPORTD_TEST_SFTP_KNOWN_HOSTS "$dir/known_hosts"
   publish EXPORTD_TEST_SFTP_KNOWN_HOSTS_WRONG "$dir/known_hosts_wrong"
+  publish EXPORTD_TEST_SFTP_CONFIG "$dir/sshd_config"
+  publish EXPORTD_TEST_SFTP_FINGERPRINT "$(ssh-keygen -l -E sha256 -f "$dir/host_key.pub" | awk '{print $2}')"
   publish EXPORTD_TEST_SFTP_WRONG_FINGERPRINT "$(ssh-keygen -l -E sha256 -f "$dir/other_key.pub" | awk '{print $2}')"
   publish EXPORTD_TEST_SFTP_FILES "$dir/files"
 }

@@ -721,7 +721,15 @@ impl Destination for SftpDestination {
 
     fn put(&self, upload: &Upload<'_>) -> Result<Delivered, Error> {
         crate::template::confine(upload.key, true)?;
+        let started = std::time::Instant::now();
         super::block_on(self.put_async(upload)).map_err(|f| self.remote_error(upload.key, f))?;
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::info!(
+            "sftp: put {} ({} bytes) in {seconds:.2} s, {:.1} MB/s",
+            remote_path(upload.key),
+            upload.bytes,
+            upload.bytes as f64 / 1e6 / seconds.max(1e-9)
+        );
         Ok(Delivered {
             destination: self.kind().to_owned(),
             key: remote_path(upload.key),
