@@ -754,18 +754,27 @@ subject = "Weekly {{week}}"
                 "[connections.files]\ntype = \"sftp\"\nhost = \"sftp.example.com\"\nusername = \"u\"\n{extra}"
             );
             let (config, diags) = check_daemon(Path::new("exportd.toml"), &text);
-            (config.is_some(), diags.iter().map(|d| d.to_string()).collect::<Vec<_>>())
+            (
+                config.is_some(),
+                diags.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            )
         };
         let (ok, diags) = check("");
         assert!(!ok);
         assert_eq!(diags.len(), 1, "{diags:?}");
         assert!(diags[0].contains("exportd.toml:1:"), "{diags:?}");
-        assert!(diags[0].contains("host key would not be verified"), "{diags:?}");
+        assert!(
+            diags[0].contains("host key would not be verified"),
+            "{diags:?}"
+        );
         assert!(diags[0].contains("known_hosts"), "{diags:?}");
 
         let (ok, diags) = check("allow_insecure = true\n");
         assert!(!ok);
-        assert!(diags[0].contains("only allowed for a server on loopback"), "{diags:?}");
+        assert!(
+            diags[0].contains("only allowed for a server on loopback"),
+            "{diags:?}"
+        );
 
         let (ok, diags) = check("host_key_fingerprint = \"MD5:ab:cd\"\n");
         assert!(!ok);

@@ -104,7 +104,9 @@ fn hashed_match(pattern: &str, name: &str) -> bool {
     let Ok(mac) = Hmac::<sha1::Sha1>::new_from_slice(&salt) else {
         return false;
     };
-    mac.chain_update(name.as_bytes()).verify_slice(&hash).is_ok()
+    mac.chain_update(name.as_bytes())
+        .verify_slice(&hash)
+        .is_ok()
 }
 
 /// `*` and `?` wildcards, case-insensitive (host names are).

@@ -212,7 +212,10 @@ impl Context {
 pub fn build(def: &DeliverDef, context: &Context) -> Result<Box<dyn Destination>, Error> {
     match def {
         DeliverDef::Local(_) => Ok(Box::new(local::LocalDestination::new(&context.output_dir))),
-        DeliverDef::Sftp(d) => Ok(Box::new(sftp::SftpDestination::new(&d.connection, context)?)),
+        DeliverDef::Sftp(d) => Ok(Box::new(sftp::SftpDestination::new(
+            &d.connection,
+            context,
+        )?)),
         other => Err(Error::Unsupported(other.kind_name())),
     }
 }

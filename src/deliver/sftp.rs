@@ -73,14 +73,13 @@ enum Failure {
     #[error("{0}")]
     Connection(String, bool),
     /// A step took longer than the timeout; the session is presumed stuck.
-    #[error("{0}; the server or the network is too slow or stuck (raise `timeout_seconds` if it is only slow)")]
+    #[error(
+        "{0}; the server or the network is too slow or stuck (raise `timeout_seconds` if it is only slow)"
+    )]
     Timeout(String),
     /// The SFTP server answered an operation with an error status.
     #[error("{message}")]
-    Status {
-        message: String,
-        retriable: bool,
-    },
+    Status { message: String, retriable: bool },
 }
 
 impl Failure {
@@ -183,14 +182,19 @@ impl SftpDestination {
     }
 
     fn remote_error(&self, key: &str, failure: Failure) -> Error {
+        let message = match &failure {
+            // It names the server already.
+            Failure::HostKey(message) => message.clone(),
+            other => format!(
+                "{other} (server {}:{} as {})",
+                self.settings.host, self.settings.port, self.settings.username
+            ),
+        };
         Error::Remote {
             destination: "sftp",
             key: key.to_owned(),
             retriable: failure.retriable(),
-            message: format!(
-                "{} (server {}:{} as {})",
-                failure, self.settings.host, self.settings.port, self.settings.username
-            ),
+            message,
         }
     }
 
@@ -362,30 +366,30 @@ async fn connect(settings: &Arc<Settings>) -> Result<Session, Failure> {
 }
 
 /// Host key algorithms: those known_hosts records for the server first, so the server shows
-/// a key we can check (as OpenSSH does), then the library's defaults.
+/// a key we can check (as OpenSSH does), then the library's defaults; AES-GCM first.
 fn preferred_algorithms(settings: &Settings) -> russh::Preferred {
     let mut preferred = russh::Preferred::default();
+    // AES-GCM runs on the CPU's AES instructions: about 15 % faster than the library's first
+    // choice, ChaCha20-Poly1305, in scripts/bench-sftp.sh. Both are OpenSSH defaults.
+    preferred.cipher = first_then_rest(&[russh::cipher::AES_256_GCM], &preferred.cipher).into();
     if let Some(policy) = &settings.host_keys {
         let known = policy.known_algorithms(&settings.host, settings.port);
-        if !known.is_empty() {
-            let mut keys: Vec<_> = preferred
-                .key
-                .iter()
-                .filter(|a| known.iter().any(|k| same_key_type(k, a)))
-                .cloned()
-                .collect();
-            keys.extend(
-                preferred
-                    .key
-                    .iter()
-                    .filter(|a| !keys.contains(a))
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            );
-            preferred.key = keys.into();
-        }
+        let checkable: Vec<_> = preferred
+            .key
+            .iter()
+            .filter(|a| known.iter().any(|k| same_key_type(k, a)))
+            .cloned()
+            .collect();
+        preferred.key = first_then_rest(&checkable, &preferred.key).into();
     }
     preferred
+}
+
+/// `first`, then the items of `rest` not in it.
+fn first_then_rest<T: Clone + PartialEq>(first: &[T], rest: &[T]) -> Vec<T> {
+    let mut all = first.to_vec();
+    all.extend(rest.iter().filter(|item| !first.contains(item)).cloned());
+    all
 }
 
 /// A known_hosts `ssh-rsa` key serves the `rsa-sha2-*` signature algorithms too.
@@ -511,7 +515,11 @@ impl Session {
             current = parent;
         }
         for path in missing.iter().rev() {
-            if let Err(e) = self.sftp.mkdir(path.as_str(), FileAttributes::empty()).await {
+            if let Err(e) = self
+                .sftp
+                .mkdir(path.as_str(), FileAttributes::empty())
+                .await
+            {
                 // Another writer may have made it meanwhile.
                 if !self.is_dir(path).await? {
                     return Err(sftp_failure(e, "cannot create directory", path));
@@ -692,7 +700,10 @@ fn remote_path(key: &str) -> String {
     if key.starts_with('/') {
         path.push('/');
     }
-    let parts: Vec<&str> = key.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let parts: Vec<&str> = key
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
     path.push_str(&parts.join("/"));
     path
 }
@@ -800,6 +811,38 @@ mod tests {
         assert_eq!(join("", ".c.exportd-tmp"), ".c.exportd-tmp");
         assert_eq!(join("/", "c"), "/c");
         assert_eq!(join("a/b", "c"), "a/b/c");
+    }
+
+    #[test]
+    fn the_server_is_asked_for_a_key_type_known_hosts_records_and_aes_gcm() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        std::fs::write(
+            &path,
+            "[sftp.example.com]:2222 ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBAgIeo16mnJSHgzV5ap5lQtNX0CRB1Wb9agT4zYMRC5Oa2zMl9qk1UIP+SZoYOTEN9uSEIsRGgvTiACUl+VMQEw=\n",
+        )
+        .unwrap();
+        let settings = |port| Settings {
+            host: "sftp.example.com".into(),
+            port,
+            username: "u".into(),
+            key: None,
+            password: None,
+            host_keys: Some(HostKeyPolicy {
+                known_hosts: Some(path.clone()),
+                fingerprint: None,
+                connection: "files".into(),
+            }),
+            timeout: DEFAULT_TIMEOUT,
+        };
+        let defaults = russh::Preferred::default();
+        let known = preferred_algorithms(&settings(2222));
+        assert_eq!(known.key[0].as_str(), "ecdsa-sha2-nistp256");
+        assert_eq!(known.key.len(), defaults.key.len());
+        assert_eq!(known.cipher[0], russh::cipher::AES_256_GCM);
+        assert_eq!(known.cipher.len(), defaults.cipher.len());
+        // Nothing recorded for another port: the library's order stands.
+        assert_eq!(preferred_algorithms(&settings(22)).key, defaults.key);
     }
 
     #[test]

@@ -397,10 +397,8 @@ fn destination(config: &str) -> Box<dyn Destination> {
         output_dir: PathBuf::from("/nonexistent"),
         connections: Arc::new(daemon.connections),
     };
-    let def = toml::from_str(
-        "to = \"sftp\"\nconnection = \"files\"\npath = \"unused/{{part}}\"\n",
-    )
-    .expect("a [[deliver]] table");
+    let def = toml::from_str("to = \"sftp\"\nconnection = \"files\"\npath = \"unused/{{part}}\"\n")
+        .expect("a [[deliver]] table");
     deliver::build(&def, &context).expect("building the sftp destination")
 }
 
@@ -431,18 +429,38 @@ fn a_dropped_connection_or_a_restarted_server_is_reconnected() {
     let destination = destination(&server.connection(&sshd.port, &pinned));
     let remote = format!("reconnect-{}", std::process::id());
 
-    put(destination.as_ref(), scratch.path(), &format!("{remote}/one"), b"1");
+    put(
+        destination.as_ref(),
+        scratch.path(),
+        &format!("{remote}/one"),
+        b"1",
+    );
     assert_eq!(sshd.logins(), 1);
-    put(destination.as_ref(), scratch.path(), &format!("{remote}/two"), b"2");
+    put(
+        destination.as_ref(),
+        scratch.path(),
+        &format!("{remote}/two"),
+        b"2",
+    );
     assert_eq!(sshd.logins(), 1, "the session is kept between puts");
 
     sshd.drop_sessions();
-    put(destination.as_ref(), scratch.path(), &format!("{remote}/three"), b"3");
+    put(
+        destination.as_ref(),
+        scratch.path(),
+        &format!("{remote}/three"),
+        b"3",
+    );
     assert_eq!(sshd.logins(), 2, "a new session after the drop");
 
     sshd.stop();
     let sshd = PrivateServer::start(scratch.path(), &port, "second.log");
-    put(destination.as_ref(), scratch.path(), &format!("{remote}/four"), b"4");
+    put(
+        destination.as_ref(),
+        scratch.path(),
+        &format!("{remote}/four"),
+        b"4",
+    );
     assert_eq!(sshd.logins(), 1, "a session on the restarted server");
     sshd.stop();
 
@@ -457,26 +475,35 @@ fn a_dropped_connection_or_a_restarted_server_is_reconnected() {
 fn stat_read_small_and_remove_against_the_real_server() {
     let server = Server::get();
     let scratch = tempfile::tempdir().expect("a scratch directory");
-    let destination = destination(
-        &server.connection(&server.port, &server.known_hosts(&server.known_hosts)),
-    );
+    let destination =
+        destination(&server.connection(&server.port, &server.known_hosts(&server.known_hosts)));
     let key = format!("objects-{}/a/b/_manifest.json", std::process::id());
     assert_eq!(destination.stat(&key).expect("stat of nothing"), None);
     assert_eq!(destination.read_small(&key), None);
 
     let before = chrono::Utc::now() - chrono::Duration::seconds(2);
-    put(destination.as_ref(), scratch.path(), &key, b"{\"parts\":[]}");
+    put(
+        destination.as_ref(),
+        scratch.path(),
+        &key,
+        b"{\"parts\":[]}",
+    );
     let info = destination.stat(&key).expect("stat").expect("an object");
     assert_eq!(info.bytes, 12);
     let modified = info.modified.expect("an mtime");
-    assert!(modified >= before && modified <= chrono::Utc::now(), "{modified}");
+    assert!(
+        modified >= before && modified <= chrono::Utc::now(),
+        "{modified}"
+    );
     assert_eq!(
         destination.read_small(&key).as_deref(),
         Some(&b"{\"parts\":[]}"[..])
     );
 
     destination.remove(&key).expect("remove");
-    destination.remove(&key).expect("removing a missing object is fine");
+    destination
+        .remove(&key)
+        .expect("removing a missing object is fine");
     assert_eq!(destination.stat(&key).expect("stat after remove"), None);
     assert!(!server.files.join(&key).exists());
 }
