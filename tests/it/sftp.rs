@@ -507,3 +507,47 @@ fn stat_read_small_and_remove_against_the_real_server() {
     assert_eq!(destination.stat(&key).expect("stat after remove"), None);
     assert!(!server.files.join(&key).exists());
 }
+
+#[test]
+fn a_server_that_never_answers_times_out_as_a_retriable_error() {
+    let server = Server::get();
+    // Accepted by the kernel, never served: the SSH banner never comes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port");
+    let port = silent.local_addr().expect("local address").port().to_string();
+    let pinned = format!("host_key_fingerprint = \"{}\"", server.fingerprint);
+    let config = server
+        .connection(&port, &pinned)
+        .replace("timeout_seconds = 10", "timeout_seconds = 1");
+    let destination = destination(&config);
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let file = scratch.path().join("part");
+    std::fs::write(&file, b"x").expect("writing a staged file");
+    let started = Instant::now();
+    let error = destination
+        .put(&Upload {
+            file: &file,
+            key: "silent/part",
+            bytes: 1,
+            sha256: &sha256_hex(b"x"),
+        })
+        .expect_err("nothing answers");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(error.is_retriable(), "{error}");
+    assert!(
+        error.to_string().contains("connecting did not finish within 1 s"),
+        "{error}"
+    );
+}
+
+#[test]
+fn allow_insecure_connects_to_a_loopback_server_without_checking_its_key() {
+    let server = Server::get();
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+    let destination = destination(&server.connection(&server.port, "allow_insecure = true"));
+    let key = format!("insecure-{}/part", std::process::id());
+    put(destination.as_ref(), scratch.path(), &key, b"ok");
+    assert_eq!(
+        std::fs::read_to_string(server.files.join(&key)).expect("the delivered file"),
+        "ok"
+    );
+}
