@@ -209,8 +209,11 @@ impl SftpDestination {
                 session.replace(&temp, &target).await
             }
             .await;
-            if written.is_err() {
-                // Best effort: the session may be gone, and the next attempt truncates it.
+            // Only on a session that still works (a stuck one would wait out another
+            // timeout); a leftover temp file is truncated by the next attempt anyway.
+            if let Err(failure) = &written
+                && failure.keeps_session()
+            {
                 let _ = session.sftp.remove(temp.as_str()).await;
             }
             written

@@ -513,7 +513,11 @@ fn a_server_that_never_answers_times_out_as_a_retriable_error() {
     let server = Server::get();
     // Accepted by the kernel, never served: the SSH banner never comes.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("binding a port");
-    let port = silent.local_addr().expect("local address").port().to_string();
+    let port = silent
+        .local_addr()
+        .expect("local address")
+        .port()
+        .to_string();
     let pinned = format!("host_key_fingerprint = \"{}\"", server.fingerprint);
     let config = server
         .connection(&port, &pinned)
@@ -534,7 +538,9 @@ fn a_server_that_never_answers_times_out_as_a_retriable_error() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(error.is_retriable(), "{error}");
     assert!(
-        error.to_string().contains("connecting did not finish within 1 s"),
+        error
+            .to_string()
+            .contains("connecting did not finish within 1 s"),
         "{error}"
     );
 }
