@@ -386,18 +386,72 @@ pub struct SftpConnection {
     pub port: u16,
     /// Login name.
     pub username: String,
-    /// Private key (OpenSSH format); preferred over a password.
+    /// Private key (OpenSSH format, `-----BEGIN OPENSSH PRIVATE KEY-----`); preferred over a
+    /// password.
     #[serde(default)]
     pub private_key: Option<SecretRef>,
-    /// Password, if the server allows password login.
+    /// Passphrase of an encrypted `private_key`.
+    #[serde(default)]
+    pub private_key_passphrase: Option<SecretRef>,
+    /// Password, if the server allows password login; tried after the key.
     #[serde(default)]
     pub password: Option<SecretRef>,
-    /// known_hosts file the server's key must be in.
+    /// known_hosts file (OpenSSH format, `[host]:port` entries for other ports than 22) the
+    /// server's key must be in.
     #[serde(default)]
     pub known_hosts: Option<PathBuf>,
-    /// Pinned server key fingerprint (`SHA256:…`), instead of known_hosts.
+    /// Pinned server key fingerprint (`SHA256:…`, as `ssh-keygen -lf KEY.pub` prints it),
+    /// instead of or besides known_hosts.
     #[serde(default)]
     pub host_key_fingerprint: Option<String>,
+    /// Accept any server key without checking it. Only allowed for a server on loopback
+    /// (a test server); anything else needs `known_hosts` or `host_key_fingerprint`.
+    #[serde(default)]
+    pub allow_insecure: bool,
+    /// Limit of each step (connecting, logging in, each write, the rename), in seconds.
+    /// Default `30`.
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+impl SftpConnection {
+    /// Why the server's identity would go unchecked, if it would: no known_hosts, no pinned
+    /// fingerprint, and no `allow_insecure` for a loopback host. Validation and the destination
+    /// both refuse such a connection, with this message.
+    pub fn host_key_problem(&self) -> Option<String> {
+        if let Some(fingerprint) = &self.host_key_fingerprint
+            && !fingerprint.starts_with("SHA256:")
+        {
+            return Some(format!(
+                "`host_key_fingerprint = \"{fingerprint}\"` is not a SHA-256 fingerprint: write it as `ssh-keygen -lf KEY.pub` prints it, `SHA256:…`"
+            ));
+        }
+        if self.known_hosts.is_some() || self.host_key_fingerprint.is_some() {
+            return None;
+        }
+        if !self.allow_insecure {
+            return Some(format!(
+                "the SFTP server's host key would not be verified: set `known_hosts = \"/path/known_hosts\"` or `host_key_fingerprint = \"SHA256:…\"` (from `ssh-keyscan -p {} {} | ssh-keygen -lf -`)",
+                self.port, self.host
+            ));
+        }
+        if !is_loopback(&self.host) {
+            return Some(format!(
+                "`allow_insecure = true` is only allowed for a server on loopback, and `{}` is not: set `known_hosts` or `host_key_fingerprint`",
+                self.host
+            ));
+        }
+        None
+    }
+}
+
+/// Whether `host` names this machine (`localhost`, 127.0.0.0/8, `::1`).
+pub fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn default_ssh_port() -> u16 {

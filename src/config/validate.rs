@@ -156,6 +156,15 @@ pub fn check_daemon(file: &Path, text: &str) -> (Option<DaemonConfig>, Vec<Diagn
                 format!("connection name `{name}` may only contain letters, digits, `-` and `_`"),
             ));
         }
+        if let ConnectionConfig::Sftp(sftp) = connection
+            && let Some(problem) = sftp.host_key_problem()
+        {
+            diags.push(source.error_at(
+                &path!["connections", name.as_str()],
+                Part::Key,
+                format!("connection `{name}`: {problem}"),
+            ));
+        }
     }
     if diags.is_empty() {
         (Some(config), diags)
@@ -774,6 +783,46 @@ subject = "Weekly {{week}}"
         "(",
         ")",
     ];
+
+    #[test]
+    fn sftp_connections_must_verify_the_server() {
+        let check = |extra: &str| {
+            let text = format!(
+                "[connections.files]\ntype = \"sftp\"\nhost = \"sftp.example.com\"\nusername = \"u\"\n{extra}"
+            );
+            let (config, diags) = check_daemon(Path::new("exportd.toml"), &text);
+            (
+                config.is_some(),
+                diags.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            )
+        };
+        let (ok, diags) = check("");
+        assert!(!ok);
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert!(diags[0].contains("exportd.toml:1:"), "{diags:?}");
+        assert!(
+            diags[0].contains("host key would not be verified"),
+            "{diags:?}"
+        );
+        assert!(diags[0].contains("known_hosts"), "{diags:?}");
+
+        let (ok, diags) = check("allow_insecure = true\n");
+        assert!(!ok);
+        assert!(
+            diags[0].contains("only allowed for a server on loopback"),
+            "{diags:?}"
+        );
+
+        let (ok, diags) = check("host_key_fingerprint = \"MD5:ab:cd\"\n");
+        assert!(!ok);
+        assert!(diags[0].contains("SHA256:"), "{diags:?}");
+
+        assert!(check("known_hosts = \"/etc/exportd/known_hosts\"\n").0);
+        assert!(check("host_key_fingerprint = \"SHA256:abc\"\n").0);
+        let loopback = "[connections.t]\ntype = \"sftp\"\nhost = \"127.0.0.1\"\nusername = \"u\"\nallow_insecure = true\n";
+        let (config, diags) = check_daemon(Path::new("exportd.toml"), loopback);
+        assert!(config.is_some(), "{diags:?}");
+    }
 
     /// The loader must turn any text into diagnostics, never a panic.
     #[test]

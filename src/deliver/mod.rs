@@ -18,8 +18,10 @@
 //! futures on one shared IO runtime.
 
 pub mod gcs;
+pub mod known_hosts;
 pub mod local;
 pub mod object;
+pub mod sftp;
 
 use crate::config::daemon::ConnectionConfig;
 use crate::config::export::DeliverDef;
@@ -231,6 +233,10 @@ pub fn build(def: &DeliverDef, context: &Context) -> Result<Box<dyn Destination>
             ConnectionConfig::Azure(c) => Ok(Box::new(object::ObjectDestination::azure(def, c)?)),
             other => Err(wrong_connection(&def.connection, other, "azure")),
         },
+        DeliverDef::Sftp(d) => Ok(Box::new(sftp::SftpDestination::new(
+            &d.connection,
+            context,
+        )?)),
         other => Err(Error::Unsupported(other.kind_name())),
     }
 }

@@ -5,6 +5,7 @@ mod daemon;
 mod export;
 mod objects;
 mod retention;
+mod sftp;
 mod systemd;
 mod util;
 mod validate;
