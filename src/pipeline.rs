@@ -662,7 +662,11 @@ impl Objects<'_> {
         };
         Ok(template.render_path(
             &part_vars(self.spec, self.plan, part, self.extension),
-            matches!(dest.def, DeliverDef::Local(_) | DeliverDef::Sftp(_)),
+            // A webhook path is appended to its connection's URL: `/sync/…` is relative to it.
+            matches!(
+                dest.def,
+                DeliverDef::Local(_) | DeliverDef::Sftp(_) | DeliverDef::Webhook(_)
+            ),
         )?)
     }
 

@@ -320,6 +320,51 @@ pub struct SmtpConnection {
     pub password: Option<SecretRef>,
     /// Sender address.
     pub from: String,
+    /// PEM file (absolute path) of a private CA the relay's certificate is signed by, trusted
+    /// in addition to the system's roots: for an internal relay with its own CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Permits `tls = "none"`, which sends the password and the data in clear text. Only
+    /// honoured for a relay on loopback (`localhost`, `127.0.0.1`, `::1`), such as a local
+    /// MTA that relays onwards over TLS itself.
+    #[serde(default)]
+    pub allow_insecure: bool,
+    /// Timeout of each SMTP command, in seconds. Default 60.
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+impl SmtpConnection {
+    /// Why this connection must not be used as written, if it must not: clear text is only
+    /// acceptable to a relay on this machine, and only when asked for explicitly.
+    pub fn insecure_problem(&self) -> Option<String> {
+        if self.tls != SmtpTls::None {
+            return None;
+        }
+        if !self.allow_insecure {
+            return Some(format!(
+                "`tls = \"none\"` sends the password and the export in clear text to `{}`: use `tls = \"starttls\"` or `\"implicit\"`, or set `allow_insecure = true` for a relay on loopback",
+                self.host
+            ));
+        }
+        if !is_loopback_host(&self.host) {
+            return Some(format!(
+                "`tls = \"none\"` is only allowed for a relay on loopback, and `{}` is not one: use `tls = \"starttls\"` or `\"implicit\"`",
+                self.host
+            ));
+        }
+        None
+    }
+}
+
+/// Whether `host` names this machine (`localhost`, `127.0.0.0/8`, `::1`): the only place clear
+/// text is acceptable, because the bytes never leave the machine.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn default_smtp_port() -> u16 {
@@ -338,9 +383,46 @@ pub struct WebhookConnection {
     /// Secret headers, such as `Authorization`.
     #[serde(default)]
     pub headers: BTreeMap<String, SecretRef>,
-    /// Timeout of one request. Default `30s`.
+    /// Timeout of one request, in seconds. Default 30.
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+    /// Permits a plain `http://` URL, which sends the records and headers in clear text. Only
+    /// honoured for a receiver on loopback (`localhost`, `127.0.0.1`, `::1`).
+    #[serde(default)]
+    pub allow_insecure: bool,
+}
+
+impl WebhookConnection {
+    /// Why this connection must not be used as written, if it must not: only `https://`, or
+    /// `http://` to loopback when asked for explicitly.
+    pub fn insecure_problem(&self) -> Option<String> {
+        let Some((scheme, rest)) = self.url.split_once("://") else {
+            return Some(format!(
+                "`{}` is not a URL: write it as `https://host/path`",
+                self.url
+            ));
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => authority.split(':').next().unwrap_or_default(),
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "https" => None,
+            "http" if !self.allow_insecure => Some(format!(
+                "`{}` is plain http: the records and headers would travel in clear text; use `https://`, or set `allow_insecure = true` for a receiver on loopback",
+                self.url
+            )),
+            "http" if !is_loopback_host(host) => Some(format!(
+                "plain http is only allowed to a receiver on loopback, and `{host}` is not one: use `https://`"
+            )),
+            "http" => None,
+            other => Some(format!(
+                "`{other}://` is not supported: the webhook URL must start with `https://`"
+            )),
+        }
+    }
 }
 
 /// API access.

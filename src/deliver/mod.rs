@@ -17,7 +17,10 @@
 //! synchronous trait: the pipeline runs on a blocking thread, and [`block_on`] drives the
 //! futures on one shared IO runtime.
 
+pub mod email;
 pub mod local;
+mod records;
+pub mod webhook;
 
 use crate::config::daemon::ConnectionConfig;
 use crate::config::export::DeliverDef;
@@ -210,6 +213,8 @@ impl Context {
 pub fn build(def: &DeliverDef, context: &Context) -> Result<Box<dyn Destination>, Error> {
     match def {
         DeliverDef::Local(_) => Ok(Box::new(local::LocalDestination::new(&context.output_dir))),
+        DeliverDef::Email(def) => Ok(Box::new(email::EmailDestination::new(def, context)?)),
+        DeliverDef::Webhook(def) => Ok(Box::new(webhook::WebhookDestination::new(def, context)?)),
         other => Err(Error::Unsupported(other.kind_name())),
     }
 }
