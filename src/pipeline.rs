@@ -50,12 +50,13 @@ pub enum Error {
     },
     /// A destination refused a part. What earlier destinations (or earlier parts) received is
     /// in `delivered`, so the ledger still knows about it; the staged files are kept.
-    #[error("delivery to `{destination}` failed: {source}")]
+    #[error("delivery to `{destination}` failed: {error}")]
     Deliver {
         /// The destination kind.
         destination: &'static str,
-        /// The error.
-        source: deliver::Error,
+        /// The error. Not a `source`: it is in the message already, and error chains printed
+        /// with `{:#}` would repeat it.
+        error: deliver::Error,
         /// Objects delivered before the failure.
         delivered: Vec<Delivered>,
     },
@@ -627,7 +628,7 @@ fn deliver_all(
         if let Err(source) = result {
             return Err(Error::Deliver {
                 destination: kind,
-                source,
+                error: source,
                 delivered,
             });
         }
@@ -680,9 +681,11 @@ impl Objects<'_> {
         delivered: &mut Vec<Delivered>,
     ) -> Result<(), deliver::Error> {
         let put = |upload: &Upload<'_>| {
-            deliver::retry(policy, &format!("{} {}", destination.kind(), upload.key), |_| {
-                destination.put(upload).map_err(|e| (e, None))
-            })
+            deliver::retry(
+                policy,
+                &format!("{} {}", destination.kind(), upload.key),
+                |_| destination.put(upload).map_err(|e| (e, None)),
+            )
         };
         let mut first_key = None;
         for part in self.parts {
@@ -729,14 +732,19 @@ impl Objects<'_> {
                 sha256: self.manifest_sha,
             })?);
         }
-        for stale in previous_parts.iter().filter(|name| !self.names.contains(name)) {
+        for stale in previous_parts
+            .iter()
+            .filter(|name| !self.names.contains(name))
+        {
             // Only plain file names from our own manifest: never a path that could leave the
             // directory.
             if !stale.contains('/') && !stale.starts_with('.') {
                 let key = beside(stale);
-                deliver::retry(policy, &format!("{} remove {key}", destination.kind()), |_| {
-                    destination.remove(&key).map_err(|e| (e, None))
-                })?;
+                deliver::retry(
+                    policy,
+                    &format!("{} remove {key}", destination.kind()),
+                    |_| destination.remove(&key).map_err(|e| (e, None)),
+                )?;
             }
         }
         if self.spec.def.manifest.success_marker {

@@ -112,7 +112,11 @@ impl EmailDestination {
 
     /// The ledger key of one attachment.
     fn ledger_key(&self, attachment: &str) -> String {
-        let to: Vec<String> = self.recipients.iter().map(|m| m.email.to_string()).collect();
+        let to: Vec<String> = self
+            .recipients
+            .iter()
+            .map(|m| m.email.to_string())
+            .collect();
         format!("mailto:{}#{attachment}", to.join(","))
     }
 
@@ -122,7 +126,7 @@ impl EmailDestination {
             return Ok(());
         }
         Err(Error::TooLarge(format!(
-            "run `{}/{}` is too large to email: {what} {} over `max_size` {} of the email destination; nothing was sent. Raise `max_size` if the relay accepts larger messages, narrow the export (filter, fields, compression), or deliver it to an object store instead",
+            "run `{}/{}` is too large to email: {what} {}, more than `max_size` {} of the email destination; nothing was sent. Raise `max_size` if the relay accepts larger messages, narrow the export (filter, fields, compression), or deliver it to an object store instead",
             run.export,
             run.run_id,
             crate::config::units::ByteSize(bytes),
@@ -133,7 +137,7 @@ impl EmailDestination {
     /// The parts as attachments: each under its own name, or all in one AES-256 zip.
     fn attachments(&self, run: &RunUpload<'_>) -> Result<Vec<Attached>, Error> {
         let total: u64 = run.parts.iter().map(|p| p.bytes).sum();
-        self.check_size(run, total, "its parts are")?;
+        self.check_size(run, total, "its parts total")?;
         match &self.zip_password {
             None => run
                 .parts
@@ -173,7 +177,10 @@ impl EmailDestination {
         for recipient in &self.recipients {
             builder = builder.to(recipient.clone());
         }
-        let zipped = self.zip_password.is_some().then(|| attachments[0].name.as_str());
+        let zipped = self
+            .zip_password
+            .is_some()
+            .then(|| attachments[0].name.as_str());
         let mut body = MultiPart::mixed().singlepart(SinglePart::plain(summary(run, zipped)));
         for attached in attachments {
             body = body.singlepart(
@@ -366,10 +373,7 @@ fn encrypted_zip(run: &RunUpload<'_>, password: &str) -> std::io::Result<Vec<u8>
             zip.write_all(&buffer[..n])?;
         }
     }
-    Ok(zip
-        .finish()
-        .map_err(std::io::Error::other)?
-        .into_inner())
+    Ok(zip.finish().map_err(std::io::Error::other)?.into_inner())
 }
 
 fn content_type(name: &str) -> ContentType {
@@ -420,7 +424,10 @@ fn summary(run: &RunUpload<'_>, zipped: Option<&str>) -> String {
             "\nThe parts are in the AES-256 encrypted zip `{name}`; its password is shared separately.\n"
         ));
     }
-    body.push_str(&format!("\nSent by exportd {}.\n", env!("CARGO_PKG_VERSION")));
+    body.push_str(&format!(
+        "\nSent by exportd {}.\n",
+        env!("CARGO_PKG_VERSION")
+    ));
     body
 }
 
@@ -432,7 +439,10 @@ mod tests {
     fn attachments_are_named_after_the_last_path_segment_and_typed_by_extension() {
         assert_eq!(attachment_name("a/b/leads_001.csv.gz"), "leads_001.csv.gz");
         assert_eq!(attachment_name("leads.csv"), "leads.csv");
-        assert_eq!(content_type("x.CSV"), ContentType::parse("text/csv").unwrap());
+        assert_eq!(
+            content_type("x.CSV"),
+            ContentType::parse("text/csv").unwrap()
+        );
         assert_eq!(
             content_type("x.ndjson.gz"),
             ContentType::parse("application/gzip").unwrap()

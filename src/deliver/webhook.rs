@@ -214,12 +214,15 @@ impl WebhookDestination {
                 path: part.file.to_path_buf(),
                 source,
             };
-            let mut records = Records::open(part.file, run.compression, layout).map_err(io_error)?;
+            let mut records =
+                Records::open(part.file, run.compression, layout).map_err(io_error)?;
             let mut first_record = 1u64;
             loop {
                 let mut body = prefix(batch_number + 1);
                 let mut count = 0u64;
-                while count < self.batch_size as u64 && records.next_into(&mut record).map_err(io_error)? {
+                while count < self.batch_size as u64
+                    && records.next_into(&mut record).map_err(io_error)?
+                {
                     if count > 0 {
                         body.push(b',');
                     }
@@ -254,7 +257,11 @@ impl WebhookDestination {
     }
 
     /// Each part in one request, streamed from its staged file.
-    fn send_parts(&self, run: &RunUpload<'_>, prepared: &Prepared) -> Result<Vec<Delivered>, Error> {
+    fn send_parts(
+        &self,
+        run: &RunUpload<'_>,
+        prepared: &Prepared,
+    ) -> Result<Vec<Delivered>, Error> {
         let content_type = whole_part_content_type(run.format, run.compression);
         let mut delivered = Vec::new();
         for (index, part) in run.parts.iter().enumerate() {
@@ -289,7 +296,10 @@ impl WebhookDestination {
         request: &Request<'_>,
     ) -> Result<Delivered, Error> {
         let idempotency_key = idempotency_key(run.export, run.run_id, &request.label);
-        let what = format!("webhook {} of {}/{}", request.description, run.export, run.run_id);
+        let what = format!(
+            "webhook {} of {}/{}",
+            request.description, run.export, run.run_id
+        );
         super::retry(&self.policy, &what, |_| {
             super::block_on(self.attempt(prepared, request, &idempotency_key))
         })?;
@@ -319,7 +329,10 @@ impl WebhookDestination {
             header_value_lossy(&chrono::Utc::now().timestamp().to_string()),
         );
         if let Some(signature) = &request.signature {
-            headers.insert(SIGNATURE_HEADER, header_value_lossy(&format!("sha256={signature}")));
+            headers.insert(
+                SIGNATURE_HEADER,
+                header_value_lossy(&format!("sha256={signature}")),
+            );
         }
         let body = match &request.body {
             Body::Memory(bytes) => reqwest::Body::from(bytes.clone()),
@@ -400,7 +413,7 @@ impl WebhookDestination {
                 location.unwrap_or_default(),
                 self.connection_name
             ),
-            _ if retriable => "the endpoint kept failing; the run can be retried".into(),
+            _ if retriable => "the endpoint may recover: re-run the export then (it sends the same idempotency keys)".into(),
             _ => "the endpoint rejected the request; fix the receiver or the export, then re-run (the same idempotency keys are sent)".into(),
         };
         let body = if excerpt.is_empty() {
@@ -480,7 +493,11 @@ fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<
         return Some(Duration::from_secs(seconds));
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    Some((at.with_timezone(&chrono::Utc) - now).to_std().unwrap_or_default())
+    Some(
+        (at.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or_default(),
+    )
 }
 
 /// The `Content-Type` of a part POSTed whole: its compression's, or else its format's.
@@ -519,7 +536,9 @@ fn header_value_lossy(value: &str) -> HeaderValue {
 fn without_url(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     if let Some(url) = e.url() {
-        text = text.replace(&format!(" ({url})"), "").replace(url.as_str(), "the endpoint");
+        text = text
+            .replace(&format!(" ({url})"), "")
+            .replace(url.as_str(), "the endpoint");
     }
     let mut source = std::error::Error::source(e);
     while let Some(inner) = source {
@@ -571,10 +590,22 @@ mod tests {
     #[test]
     fn idempotency_keys_depend_on_export_run_and_batch_only() {
         let a = idempotency_key("daily", "20240116T020000Z", "batch-0001");
-        assert_eq!(a, idempotency_key("daily", "20240116T020000Z", "batch-0001"));
-        assert_ne!(a, idempotency_key("daily", "20240116T020000Z", "batch-0002"));
-        assert_ne!(a, idempotency_key("daily", "20240117T020000Z", "batch-0001"));
-        assert_ne!(a, idempotency_key("weekly", "20240116T020000Z", "batch-0001"));
+        assert_eq!(
+            a,
+            idempotency_key("daily", "20240116T020000Z", "batch-0001")
+        );
+        assert_ne!(
+            a,
+            idempotency_key("daily", "20240116T020000Z", "batch-0002")
+        );
+        assert_ne!(
+            a,
+            idempotency_key("daily", "20240117T020000Z", "batch-0001")
+        );
+        assert_ne!(
+            a,
+            idempotency_key("weekly", "20240116T020000Z", "batch-0001")
+        );
         assert_eq!(a.len(), 64);
     }
 
