@@ -479,3 +479,80 @@ pub struct AlertsConfig {
     #[serde(default)]
     pub large_export_bytes: Option<ByteSize>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn webhook(url: &str, allow_insecure: bool) -> WebhookConnection {
+        WebhookConnection {
+            url: url.into(),
+            signing_secret: None,
+            headers: BTreeMap::new(),
+            timeout_seconds: None,
+            allow_insecure,
+        }
+    }
+
+    #[test]
+    fn loopback_is_localhost_127_8_and_ipv6_one() {
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "example.com",
+            "10.0.0.1",
+            "localhost.example.com",
+            "0.0.0.0",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn plain_http_needs_allow_insecure_and_a_loopback_host() {
+        assert_eq!(
+            webhook("https://crm.example.com/x", false).insecure_problem(),
+            None
+        );
+        assert_eq!(
+            webhook("http://127.0.0.1:8089/x", true).insecure_problem(),
+            None
+        );
+        assert_eq!(
+            webhook("http://user@[::1]:80/x", true).insecure_problem(),
+            None
+        );
+        assert!(
+            webhook("http://127.0.0.1:8089/x", false)
+                .insecure_problem()
+                .is_some()
+        );
+        let remote = webhook("http://crm.example.com:80/x", true).insecure_problem();
+        assert!(remote.unwrap().contains("`crm.example.com` is not one"));
+        // A host that only starts like loopback is not loopback.
+        assert!(
+            webhook("http://localhost.evil.test/x", true)
+                .insecure_problem()
+                .is_some()
+        );
+        assert!(
+            webhook("ftp://127.0.0.1/x", true)
+                .insecure_problem()
+                .is_some()
+        );
+        assert!(
+            webhook("crm.example.com", true)
+                .insecure_problem()
+                .is_some()
+        );
+    }
+}
