@@ -168,7 +168,8 @@ impl EmailDestination {
         }
     }
 
-    fn message(&self, run: &RunUpload<'_>, attachments: &[Attached]) -> Result<Message, Error> {
+    /// The message, which takes the attachments' bytes over (a run can be 25 MB: no copies).
+    fn message(&self, run: &RunUpload<'_>, attachments: Vec<Attached>) -> Result<Message, Error> {
         let subject = match &self.subject {
             Some(template) => template.render(run.vars)?,
             None => format!("exportd: {} ({})", run.export, run.run_id),
@@ -183,10 +184,9 @@ impl EmailDestination {
             .then(|| attachments[0].name.as_str());
         let mut body = MultiPart::mixed().singlepart(SinglePart::plain(summary(run, zipped)));
         for attached in attachments {
-            body = body.singlepart(
-                Attachment::new(attached.name.clone())
-                    .body(attached.bytes.clone(), content_type(&attached.name)),
-            );
+            let content_type = content_type(&attached.name);
+            body =
+                body.singlepart(Attachment::new(attached.name).body(attached.bytes, content_type));
         }
         builder.multipart(body).map_err(|e| {
             Error::Config(format!(
@@ -311,7 +311,11 @@ impl super::Destination for EmailDestination {
 
     fn send_run(&self, run: &RunUpload<'_>) -> Result<Vec<Delivered>, Error> {
         let attachments = self.attachments(run)?;
-        let message = self.message(run, &attachments)?;
+        let sent: Vec<(String, u64, String)> = attachments
+            .iter()
+            .map(|a| (a.name.clone(), a.bytes.len() as u64, a.sha256.clone()))
+            .collect();
+        let message = self.message(run, attachments)?;
         let raw = message.formatted();
         let envelope = message.envelope().clone();
         drop(message);
@@ -320,13 +324,13 @@ impl super::Destination for EmailDestination {
             self.send_once(&envelope, &raw).map_err(|e| (e, None))
         })?;
         let delivered_at = chrono::Utc::now();
-        Ok(attachments
+        Ok(sent
             .into_iter()
-            .map(|a| Delivered {
+            .map(|(name, bytes, sha256)| Delivered {
                 destination: KIND.into(),
-                key: self.ledger_key(&a.name),
-                bytes: a.bytes.len() as u64,
-                sha256: a.sha256,
+                key: self.ledger_key(&name),
+                bytes,
+                sha256,
                 delivered_at,
             })
             .collect())
