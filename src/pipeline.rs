@@ -50,12 +50,13 @@ pub enum Error {
     },
     /// A destination refused a part. What earlier destinations (or earlier parts) received is
     /// in `delivered`, so the ledger still knows about it; the staged files are kept.
-    #[error("delivery to `{destination}` failed: {source}")]
+    #[error("delivery to `{destination}` failed: {error}")]
     Deliver {
         /// The destination kind.
         destination: &'static str,
-        /// The error.
-        source: deliver::Error,
+        /// The error. Not a `source`: it is in the message already, and error chains printed
+        /// with `{:#}` would repeat it.
+        error: deliver::Error,
         /// Objects delivered before the failure.
         delivered: Vec<Delivered>,
     },
@@ -636,7 +637,7 @@ fn deliver_all(
         if let Err(source) = result {
             return Err(Error::Deliver {
                 destination: kind,
-                source,
+                error: source,
                 delivered,
             });
         }
@@ -671,7 +672,11 @@ impl Objects<'_> {
         };
         Ok(template.render_path(
             &part_vars(self.spec, self.plan, part, self.extension),
-            matches!(dest.def, DeliverDef::Local(_) | DeliverDef::Sftp(_)),
+            // A webhook path is appended to its connection's URL: `/sync/…` is relative to it.
+            matches!(
+                dest.def,
+                DeliverDef::Local(_) | DeliverDef::Sftp(_) | DeliverDef::Webhook(_)
+            ),
         )?)
     }
 

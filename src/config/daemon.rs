@@ -302,13 +302,6 @@ fn url_host(rest: &str) -> &str {
     }
 }
 
-fn is_loopback_host(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 /// S3 endpoint and credentials.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -435,7 +428,7 @@ impl SftpConnection {
                 self.port, self.host
             ));
         }
-        if !is_loopback(&self.host) {
+        if !is_loopback_host(&self.host) {
             return Some(format!(
                 "`allow_insecure = true` is only allowed for a server on loopback, and `{}` is not: set `known_hosts` or `host_key_fingerprint`",
                 self.host
@@ -443,15 +436,6 @@ impl SftpConnection {
         }
         None
     }
-}
-
-/// Whether `host` names this machine (`localhost`, 127.0.0.0/8, `::1`).
-pub fn is_loopback(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn default_ssh_port() -> u16 {
@@ -491,6 +475,51 @@ pub struct SmtpConnection {
     pub password: Option<SecretRef>,
     /// Sender address.
     pub from: String,
+    /// PEM file (absolute path) of a private CA the relay's certificate is signed by, trusted
+    /// in addition to the system's roots: for an internal relay with its own CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Permits `tls = "none"`, which sends the password and the data in clear text. Only
+    /// honoured for a relay on loopback (`localhost`, `127.0.0.1`, `::1`), such as a local
+    /// MTA that relays onwards over TLS itself.
+    #[serde(default)]
+    pub allow_insecure: bool,
+    /// Timeout of each SMTP command, in seconds. Default 60.
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+impl SmtpConnection {
+    /// Why this connection must not be used as written, if it must not: clear text is only
+    /// acceptable to a relay on this machine, and only when asked for explicitly.
+    pub fn insecure_problem(&self) -> Option<String> {
+        if self.tls != SmtpTls::None {
+            return None;
+        }
+        if !self.allow_insecure {
+            return Some(format!(
+                "`tls = \"none\"` sends the password and the export in clear text to `{}`: use `tls = \"starttls\"` or `\"implicit\"`, or set `allow_insecure = true` for a relay on loopback",
+                self.host
+            ));
+        }
+        if !is_loopback_host(&self.host) {
+            return Some(format!(
+                "`tls = \"none\"` is only allowed for a relay on loopback, and `{}` is not one: use `tls = \"starttls\"` or `\"implicit\"`",
+                self.host
+            ));
+        }
+        None
+    }
+}
+
+/// Whether `host` names this machine (`localhost`, `127.0.0.0/8`, `::1`): the only place clear
+/// text is acceptable, because the bytes never leave the machine.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn default_smtp_port() -> u16 {
@@ -509,9 +538,46 @@ pub struct WebhookConnection {
     /// Secret headers, such as `Authorization`.
     #[serde(default)]
     pub headers: BTreeMap<String, SecretRef>,
-    /// Timeout of one request. Default `30s`.
+    /// Timeout of one request, in seconds. Default 30.
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+    /// Permits a plain `http://` URL, which sends the records and headers in clear text. Only
+    /// honoured for a receiver on loopback (`localhost`, `127.0.0.1`, `::1`).
+    #[serde(default)]
+    pub allow_insecure: bool,
+}
+
+impl WebhookConnection {
+    /// Why this connection must not be used as written, if it must not: only `https://`, or
+    /// `http://` to loopback when asked for explicitly.
+    pub fn insecure_problem(&self) -> Option<String> {
+        let Some((scheme, rest)) = self.url.split_once("://") else {
+            return Some(format!(
+                "`{}` is not a URL: write it as `https://host/path`",
+                self.url
+            ));
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => authority.split(':').next().unwrap_or_default(),
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "https" => None,
+            "http" if !self.allow_insecure => Some(format!(
+                "`{}` is plain http: the records and headers would travel in clear text; use `https://`, or set `allow_insecure = true` for a receiver on loopback",
+                self.url
+            )),
+            "http" if !is_loopback_host(host) => Some(format!(
+                "plain http is only allowed to a receiver on loopback, and `{host}` is not one: use `https://`"
+            )),
+            "http" => None,
+            other => Some(format!(
+                "`{other}://` is not supported: the webhook URL must start with `https://`"
+            )),
+        }
+    }
 }
 
 /// API access.
@@ -587,4 +653,81 @@ pub struct AlertsConfig {
     /// Hours before an alert that is still true is sent again. Default 24.
     #[serde(default)]
     pub repeat_hours: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn webhook(url: &str, allow_insecure: bool) -> WebhookConnection {
+        WebhookConnection {
+            url: url.into(),
+            signing_secret: None,
+            headers: BTreeMap::new(),
+            timeout_seconds: None,
+            allow_insecure,
+        }
+    }
+
+    #[test]
+    fn loopback_is_localhost_127_8_and_ipv6_one() {
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "example.com",
+            "10.0.0.1",
+            "localhost.example.com",
+            "0.0.0.0",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn plain_http_needs_allow_insecure_and_a_loopback_host() {
+        assert_eq!(
+            webhook("https://crm.example.com/x", false).insecure_problem(),
+            None
+        );
+        assert_eq!(
+            webhook("http://127.0.0.1:8089/x", true).insecure_problem(),
+            None
+        );
+        assert_eq!(
+            webhook("http://user@[::1]:80/x", true).insecure_problem(),
+            None
+        );
+        assert!(
+            webhook("http://127.0.0.1:8089/x", false)
+                .insecure_problem()
+                .is_some()
+        );
+        let remote = webhook("http://crm.example.com:80/x", true).insecure_problem();
+        assert!(remote.unwrap().contains("`crm.example.com` is not one"));
+        // A host that only starts like loopback is not loopback.
+        assert!(
+            webhook("http://localhost.evil.test/x", true)
+                .insecure_problem()
+                .is_some()
+        );
+        assert!(
+            webhook("ftp://127.0.0.1/x", true)
+                .insecure_problem()
+                .is_some()
+        );
+        assert!(
+            webhook("crm.example.com", true)
+                .insecure_problem()
+                .is_some()
+        );
+    }
 }

@@ -580,10 +580,13 @@ pub struct WebhookDeliver {
     /// Path template appended to the connection's URL, such as `/sync/{{export}}`.
     #[serde(default)]
     pub path: Option<String>,
-    /// Extra non-secret headers; put secret headers in the connection.
+    /// Extra non-secret headers, templates rendered with the run's variables
+    /// (`X-Export-Date = "{{date}}"`); put secret headers in the connection.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// Rows per POST (the body is an NDJSON batch); without it, each part is POSTed whole.
+    /// Records per POST, for `json` and `ndjson` exports (default 1000): each body is
+    /// `{"export", "run_id", "batch", "records": […]}`. Other formats are POSTed one part per
+    /// request, as the part's bytes, and refuse `batch_size`.
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub batch_size: Option<u64>,

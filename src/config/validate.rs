@@ -8,7 +8,7 @@
 
 use super::daemon::{ConnectionConfig, DaemonConfig};
 use super::diagnostic::{Diagnostic, Severity, did_you_mean};
-use super::export::{CompressionKind, DeliverDef, ExportDef, Kind};
+use super::export::{CompressionKind, DeliverDef, ExportDef, FormatKind, Kind};
 use super::schema::{DAEMON_SCHEMA, EXPORT_SCHEMA};
 use super::schema_check::SchemaChecker;
 use super::source::{Part, Seg, Source};
@@ -140,29 +140,12 @@ pub fn check_daemon(file: &Path, text: &str) -> (Option<DaemonConfig>, Vec<Diagn
         }
     }
     for (name, connection) in &config.connections {
-        if let Some((endpoint, allow_insecure)) = connection.object_store_endpoint()
-            && let Some(problem) = super::daemon::endpoint_problem(endpoint, allow_insecure)
-        {
-            diags.push(source.error_at(
-                &path!["connections", name.as_str(), "endpoint"],
-                Part::Value,
-                problem,
-            ));
-        }
+        diags.extend(connection_problems(&source, name, connection));
         if !valid_export_name(name) {
             diags.push(source.error_at(
                 &path!["connections", name.as_str()],
                 Part::Key,
                 format!("connection name `{name}` may only contain letters, digits, `-` and `_`"),
-            ));
-        }
-        if let ConnectionConfig::Sftp(sftp) = connection
-            && let Some(problem) = sftp.host_key_problem()
-        {
-            diags.push(source.error_at(
-                &path!["connections", name.as_str()],
-                Part::Key,
-                format!("connection `{name}`: {problem}"),
             ));
         }
     }
@@ -171,6 +154,67 @@ pub fn check_daemon(file: &Path, text: &str) -> (Option<DaemonConfig>, Vec<Diagn
     } else {
         (None, diags)
     }
+}
+
+/// What makes a connection unusable as written: clear text where it is not allowed, an SFTP
+/// server it could not verify, a CA file
+/// that would resolve differently depending on the daemon's working directory.
+fn connection_problems(
+    source: &Source<'_>,
+    name: &str,
+    connection: &ConnectionConfig,
+) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let at = |key: &'static str| path!["connections", name, key];
+    match connection {
+        ConnectionConfig::Smtp(smtp) => {
+            if let Some(problem) = smtp.insecure_problem() {
+                diags.push(source.error_at(&at("tls"), Part::Value, problem));
+            }
+            if let Some(ca) = &smtp.ca_file
+                && !ca.is_absolute()
+            {
+                diags.push(source.error_at(
+                    &at("ca_file"),
+                    Part::Value,
+                    format!(
+                        "`ca_file` `{}` must be an absolute path, such as `/etc/exportd/relay-ca.pem`",
+                        ca.display()
+                    ),
+                ));
+            }
+        }
+        ConnectionConfig::Webhook(hook) => {
+            if let Some(problem) = hook.insecure_problem() {
+                diags.push(source.error_at(&at("url"), Part::Value, problem));
+            }
+        }
+        ConnectionConfig::Sftp(sftp) => {
+            if let Some(problem) = sftp.host_key_problem() {
+                diags.push(source.error_at(
+                    &path!["connections", name],
+                    Part::Key,
+                    format!("connection `{name}`: {problem}"),
+                ));
+            }
+        }
+        _ => {}
+    }
+    if let Some((endpoint, allow_insecure)) = connection.object_store_endpoint()
+        && let Some(problem) = super::daemon::endpoint_problem(endpoint, allow_insecure)
+    {
+        diags.push(source.error_at(&at("endpoint"), Part::Value, problem));
+    }
+    diags
+}
+
+/// Formats a webhook can split into JSON records; any other part is POSTed whole.
+pub fn webhook_can_split(format: FormatKind, compression: CompressionKind) -> bool {
+    matches!(format, FormatKind::Json | FormatKind::Ndjson)
+        && matches!(
+            compression,
+            CompressionKind::None | CompressionKind::Gzip | CompressionKind::Zstd
+        )
 }
 
 /// Checks the text of one definition. `name` is the file stem.
@@ -486,7 +530,9 @@ impl Checks<'_, '_> {
                 );
                 let at = path!["deliver", i, "path"];
                 let t = self.template(&at, text, &sample, allow_absolute)?;
-                if multi_part && !text.contains("{{part}}") && !matches!(dest, DeliverDef::Email(_)) {
+                // Attachments and webhook endpoints are not stored objects: parts cannot
+                // overwrite each other there.
+                if multi_part && !text.contains("{{part}}") && !matches!(dest, DeliverDef::Email(_) | DeliverDef::Webhook(_)) {
                     self.error(&at, "[chunk] can produce several parts, and they would overwrite each other: put `{{part}}` in the path");
                 }
                 Some(t)
@@ -526,6 +572,20 @@ impl Checks<'_, '_> {
                                 format!("`{address}` is not an email address"),
                             );
                         }
+                    }
+                }
+                DeliverDef::Webhook(hook) => {
+                    for (header, text) in &hook.headers {
+                        let at = path!["deliver", i, "headers", header.as_str()];
+                        self.template(&at, text, &sample, true);
+                    }
+                    if hook.batch_size.is_some()
+                        && !webhook_can_split(def.format.kind, def.format.compression)
+                    {
+                        self.error(
+                            &path!["deliver", i, "batch_size"],
+                            "`batch_size` needs records a webhook can split: `[format] type` `json` or `ndjson` with compression `none`, `gzip` or `zstd`; remove `batch_size` to POST each part whole, or change the format",
+                        );
                     }
                 }
                 DeliverDef::S3(s3) => {

@@ -17,11 +17,14 @@
 //! synchronous trait: the pipeline runs on a blocking thread, and [`block_on`] drives the
 //! futures on one shared IO runtime.
 
+pub mod email;
 pub mod gcs;
 pub mod known_hosts;
 pub mod local;
 pub mod object;
+mod records;
 pub mod sftp;
+pub mod webhook;
 
 use crate::config::daemon::ConnectionConfig;
 use crate::config::export::DeliverDef;
@@ -237,7 +240,8 @@ pub fn build(def: &DeliverDef, context: &Context) -> Result<Box<dyn Destination>
             &d.connection,
             context,
         )?)),
-        other => Err(Error::Unsupported(other.kind_name())),
+        DeliverDef::Email(def) => Ok(Box::new(email::EmailDestination::new(def, context)?)),
+        DeliverDef::Webhook(def) => Ok(Box::new(webhook::WebhookDestination::new(def, context)?)),
     }
 }
 

@@ -3,6 +3,7 @@
 mod access;
 mod daemon;
 mod export;
+mod messages;
 mod objects;
 mod retention;
 mod sftp;
