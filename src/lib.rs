@@ -16,6 +16,7 @@ pub mod fields;
 pub mod filter;
 pub mod format;
 pub mod pipeline;
+pub mod postgres;
 pub mod runner;
 pub mod schedule;
 pub mod state;

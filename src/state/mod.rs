@@ -13,13 +13,17 @@
 //!   `exportd plan` and the status API.
 //!
 //! One trait, [`StateStore`], with one implementation per database (SQLite embedded by default,
-//! `sqlite://var/state.db`; PostgreSQL follows behind the same trait). The trait takes explicit
+//! `sqlite://var/state.db`; PostgreSQL for several replicas sharing one history).
+//!
+//! A fifth record, **claims**, lets replicas share the work: each nominal run is claimed by
+//! one replica under a lease it renews while the run is alive (see [`StateStore::claim`]). The trait takes explicit
 //! timestamps everywhere instead of reading the wall clock, so the scheduler's injectable clock
 //! reaches the records and simulated-time tests see consistent history.
 //!
 //! All timestamps are `DateTime<Utc>` in the API and milliseconds since the epoch in storage.
 //! [`RunRecord`], [`Delivery`] and [`Revision`] are API views: they hold no secrets.
 
+pub mod postgres;
 pub mod sqlite;
 
 use crate::deliver::Delivered;
@@ -39,11 +43,17 @@ pub enum Error {
     /// The database failed.
     #[error("state store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The PostgreSQL database failed or cannot be reached.
+    #[error("state store: {0}")]
+    Postgres(#[from] crate::postgres::Error),
     /// The state URL is not one exportd knows.
     #[error(
-        "unsupported state url `{0}`: use `sqlite://PATH` in `[state] url` (PostgreSQL support is not in this build yet)"
+        "unsupported state url `{0}`: use `sqlite://PATH` or `postgres://USER@HOST/DB` in `[state] url`"
     )]
     UnsupportedUrl(String),
+    /// The `[state] password` secret cannot be read.
+    #[error("state store password: {0}")]
+    Secret(#[from] crate::config::secret::Error),
     /// The state file or its directory could not be created.
     #[error(
         "cannot open state store `{path}`: {source}; check that the directory exists and is writable by exportd"
@@ -371,6 +381,22 @@ pub struct Revision {
     pub accepted_at: DateTime<Utc>,
 }
 
+/// What [`StateStore::claim`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The caller holds the claim until the lease it asked for.
+    Acquired,
+    /// Another owner holds it and its lease has not run out.
+    Held {
+        /// Who holds it.
+        owner: String,
+        /// Until when, unless renewed.
+        lease_until: DateTime<Utc>,
+    },
+    /// The work was finished by whoever held it: nobody may claim it again.
+    Done,
+}
+
 /// A state store. Called from several blocking threads at once, hence `Send + Sync` and `&self`
 /// everywhere: implementations serialise access internally.
 pub trait StateStore: Send + Sync {
@@ -481,11 +507,53 @@ pub trait StateStore: Send + Sync {
 
     /// Every accepted revision, by export name.
     fn accepted_revisions(&self) -> Result<BTreeMap<String, Revision>, Error>;
+
+    // ---- claims (replicas) ----
+
+    /// Claims the work named `key` (a run id, or any other name such as a retention sweep's)
+    /// for `owner` until `lease_until`. Succeeds when nobody holds it, when `owner` already
+    /// does (a restarted replica taking its own work back), or when the holder's lease ran
+    /// out before `now` (it died or lost the database); never once the work is done. Atomic:
+    /// of replicas claiming at the same moment exactly one gets [`Claim::Acquired`].
+    fn claim(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim, Error>;
+
+    /// Extends a claim `owner` holds. Returns false if it lost the claim (taken over after its
+    /// lease ran out, or finished).
+    fn renew_claim(&self, key: &str, owner: &str, lease_until: DateTime<Utc>)
+    -> Result<bool, Error>;
+
+    /// Marks claimed work done, so it is never claimed again (a completed or failed run).
+    fn finish_claim(&self, key: &str, owner: &str) -> Result<(), Error>;
+
+    /// Gives a claim up so anyone may take it at once (a run interrupted by shutdown).
+    fn release_claim(&self, key: &str, owner: &str) -> Result<(), Error>;
+
+    /// Keys of unfinished claims whose lease ran out before `now`: work whose holder died,
+    /// for another replica to take over.
+    fn expired_claims(&self, now: DateTime<Utc>) -> Result<Vec<String>, Error>;
 }
 
-/// Opens the state store a URL names (`[state] url`). Relative paths resolve against `base`,
-/// the directory of exportd.toml, like [`crate::store::open`].
-pub fn open(url: &str, base: &Path) -> Result<Box<dyn StateStore>, Error> {
+/// Opens the state store a URL names (`[state] url`, with `[state] password` for PostgreSQL).
+/// Relative paths resolve against `base`, the directory of exportd.toml, like
+/// [`crate::store::open`].
+pub fn open(
+    url: &str,
+    password: Option<&crate::config::secret::SecretRef>,
+    base: &Path,
+) -> Result<Box<dyn StateStore>, Error> {
+    if crate::postgres::is_postgres_url(url) {
+        let password = password.map(|p| p.resolve()).transpose()?;
+        return Ok(Box::new(postgres::PostgresState::open(
+            url,
+            password.as_ref(),
+        )?));
+    }
     match url.strip_prefix("sqlite://") {
         Some(path) => {
             let path = Path::new(path);

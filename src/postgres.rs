@@ -1,0 +1,320 @@
+//! What the PostgreSQL lead store and state store share: connecting (URL, password kept out of
+//! the URL, TLS), the runtime that drives the connection, binding [`Value`]s as parameters and
+//! versioned migrations.
+//!
+//! The store traits are synchronous and are called from blocking threads AND from async code
+//! (the daemon's event loop, the HTTP API). A future cannot be driven with `block_on` from
+//! inside a runtime, so each connection gets a one-thread runtime of its own: the connection
+//! task and every query run there, and the synchronous caller waits for the result. Waiting
+//! blocks only the caller's thread, exactly like a SQLite call does.
+
+use crate::config::secret::Secret;
+use crate::value::Value;
+use bytes::BytesMut;
+use rust_decimal::Decimal;
+use std::future::Future;
+use std::sync::Arc;
+use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+use tokio_postgres::{Client, Config};
+
+/// Errors of a PostgreSQL connection.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The URL does not parse as a PostgreSQL connection string.
+    #[error(
+        "invalid PostgreSQL url `{url}`: {message}; write it like `postgres://USER@HOST:5432/DB` and put the password in `password = {{ env = \"NAME\" }}`"
+    )]
+    Url {
+        /// The URL with any password removed.
+        url: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The server could not be reached or refused the login.
+    #[error(
+        "cannot connect to PostgreSQL `{url}`: {source}; check that the server runs, the url and the password"
+    )]
+    Connect {
+        /// The URL with any password removed.
+        url: String,
+        /// What the driver said.
+        source: tokio_postgres::Error,
+    },
+    /// A statement failed.
+    #[error("PostgreSQL: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    /// The runtime that drives the connection could not start.
+    #[error("cannot start the PostgreSQL runtime: {0}")]
+    Runtime(std::io::Error),
+    /// The database was migrated by a newer exportd.
+    #[error(
+        "PostgreSQL database `{url}` has `{table}` schema version {found}, but this exportd knows only up to {supported}: upgrade exportd"
+    )]
+    TooNew {
+        /// The URL with any password removed.
+        url: String,
+        /// Which schema (`leads` or `state`).
+        table: &'static str,
+        /// Version in the database.
+        found: i64,
+        /// Newest version this build knows.
+        supported: usize,
+    },
+}
+
+/// Whether a store URL names PostgreSQL.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The URL as it may appear in messages and logs: without a password.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// One connection and the runtime that drives it.
+pub struct Connection {
+    runtime: tokio::runtime::Runtime,
+    client: Arc<Client>,
+    config: Config,
+    url: String,
+}
+
+impl Connection {
+    /// Connects to `url`; `password` (from `password = { … }`) overrides one in the URL.
+    /// TLS is negotiated as the URL's `sslmode` says (`prefer` by default), with the
+    /// platform's certificate verifier.
+    pub fn open(url: &str, password: Option<&Secret>) -> Result<Connection, Error> {
+        let redacted = redact(url);
+        let mut config: Config = url.parse().map_err(|e: tokio_postgres::Error| Error::Url {
+            url: redacted.clone(),
+            message: e.to_string(),
+        })?;
+        if let Some(password) = password {
+            config.password(password.expose().as_bytes());
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("exportd");
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("exportd-pg")
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?;
+        let client = Arc::new(connect(&runtime, &config, &redacted)?);
+        Ok(Connection {
+            runtime,
+            client,
+            config,
+            url: redacted,
+        })
+    }
+
+    /// The URL without its password, for messages.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The client. Cheap to clone into a future given to [`Connection::run`].
+    pub fn client(&self) -> Arc<Client> {
+        self.client.clone()
+    }
+
+    /// Whether the connection broke (server restarted, network partition).
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// Connects again after the connection broke.
+    pub fn reconnect(&mut self) -> Result<(), Error> {
+        self.client = Arc::new(connect(&self.runtime, &self.config, &self.url)?);
+        Ok(())
+    }
+
+    /// Runs `future` on this connection's runtime and waits for it. Callable from any thread,
+    /// inside or outside an async runtime.
+    pub fn run<F>(&self, future: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        futures::executor::block_on(self.runtime.spawn(future))
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// Spawns `future` on this connection's runtime without waiting (row streams).
+    pub fn spawn<F>(&self, future: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.runtime.spawn(future);
+    }
+
+    /// Applies the migrations `schema` has not seen yet, each in its own transaction, and
+    /// records them in `schema_migrations` (one row per schema and version). An advisory lock
+    /// keeps replicas that start together from migrating twice.
+    pub fn migrate(&self, schema: &'static str, migrations: &'static [&'static str]) -> Result<(), Error> {
+        let client = self.client();
+        let url = self.url.clone();
+        self.run(async move {
+            client
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (
+                        schema_name TEXT NOT NULL,
+                        version INT8 NOT NULL,
+                        applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                        PRIMARY KEY (schema_name, version)
+                    )",
+                )
+                .await
+                .or_else(ignore_concurrent_create)?;
+            // 0x6578706f = "expo": one lock id for every exportd migration.
+            client.execute("SELECT pg_advisory_lock(1702391919)", &[]).await?;
+            let result = apply(&client, schema, migrations, &url).await;
+            client.execute("SELECT pg_advisory_unlock(1702391919)", &[]).await?;
+            result
+        })
+    }
+}
+
+/// Two replicas creating `schema_migrations` at the same moment: one of them loses the race
+/// on the catalog's unique index, and the table exists all the same.
+fn ignore_concurrent_create(e: tokio_postgres::Error) -> Result<(), tokio_postgres::Error> {
+    match e.code() {
+        Some(c) if *c == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => Ok(()),
+        _ => Err(e),
+    }
+}
+
+async fn apply(
+    client: &Client,
+    schema: &'static str,
+    migrations: &'static [&'static str],
+    url: &str,
+) -> Result<(), Error> {
+    let found: i64 = client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations WHERE schema_name = $1",
+            &[&schema],
+        )
+        .await?
+        .get(0);
+    if found > migrations.len() as i64 {
+        return Err(Error::TooNew {
+            url: url.to_owned(),
+            table: schema,
+            found,
+            supported: migrations.len(),
+        });
+    }
+    for (i, sql) in migrations.iter().enumerate().skip(found.max(0) as usize) {
+        let version = i as i64 + 1;
+        client
+            .batch_execute(&format!("BEGIN; {sql}; INSERT INTO schema_migrations (schema_name, version) VALUES ('{schema}', {version}); COMMIT;"))
+            .await
+            .inspect_err(|_| {
+                // A failed batch leaves the transaction aborted; end it so the lock release works.
+                let _ = client.batch_execute("ROLLBACK");
+            })?;
+    }
+    Ok(())
+}
+
+fn connect(
+    runtime: &tokio::runtime::Runtime,
+    config: &Config,
+    url: &str,
+) -> Result<Client, Error> {
+    let config = config.clone();
+    let url = url.to_owned();
+    let task = async move {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let tls = tls_connector();
+        let (client, connection) = config
+            .connect(tls)
+            .await
+            .map_err(|source| Error::Connect {
+                url: url.clone(),
+                source,
+            })?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(url = %url, error = %e, "PostgreSQL connection closed.");
+            }
+        });
+        Ok::<_, Error>(client)
+    };
+    futures::executor::block_on(runtime.spawn(task))
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+fn tls_connector() -> tokio_postgres_rustls::MakeRustlsConnect {
+    use rustls_platform_verifier::ConfigVerifierExt;
+    let config = rustls::ClientConfig::with_platform_verifier().unwrap_or_else(|_| {
+        // No usable platform roots: an empty root store still allows `sslmode=disable` and
+        // `prefer` against a server without TLS; `require` then fails with a clear error.
+        rustls::ClientConfig::builder()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth()
+    });
+    tokio_postgres_rustls::MakeRustlsConnect::new(config)
+}
+
+/// A [`Value`] bound as a parameter, encoded for whatever type PostgreSQL inferred for its
+/// placeholder: the dialect decides WHAT is compared, the server's inference decides the wire
+/// type, so `revenue > $1` gets NUMERIC and `hour(…) = $1` gets INT8 from the same `Int`.
+#[derive(Debug)]
+pub struct Param<'a>(pub &'a Value);
+
+impl ToSql for Param<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        let mismatch = || -> Box<dyn std::error::Error + Sync + Send> {
+            format!("cannot bind {:?} as {ty}", self.0).into()
+        };
+        match (self.0, ty) {
+            (Value::Null, _) => Ok(IsNull::Yes),
+            (Value::Bool(b), &Type::BOOL) => b.to_sql(ty, out),
+            (Value::Int(i), &Type::INT8) => i.to_sql(ty, out),
+            (Value::Int(i), &Type::INT4) => i32::try_from(*i).map_err(|_| mismatch())?.to_sql(ty, out),
+            (Value::Int(i), &Type::INT2) => i16::try_from(*i).map_err(|_| mismatch())?.to_sql(ty, out),
+            (Value::Int(i), &Type::NUMERIC) => Decimal::from(*i).to_sql(ty, out),
+            (Value::Int(i), &Type::FLOAT8) => (*i as f64).to_sql(ty, out),
+            (Value::Decimal(d), &Type::NUMERIC) => d.to_sql(ty, out),
+            (Value::Decimal(d), &Type::FLOAT8) => {
+                use rust_decimal::prelude::ToPrimitive;
+                d.to_f64().ok_or_else(mismatch)?.to_sql(ty, out)
+            }
+            (Value::Float(f), &Type::FLOAT8) => f.to_sql(ty, out),
+            (Value::Float(f), &Type::NUMERIC) => {
+                Decimal::try_from(*f).map_err(|_| mismatch())?.to_sql(ty, out)
+            }
+            (Value::Timestamp(t), &Type::TIMESTAMPTZ) => t.to_sql(ty, out),
+            (Value::Timestamp(t), &Type::INT8) => t.timestamp_millis().to_sql(ty, out),
+            (Value::Text(s), &Type::TEXT | &Type::VARCHAR | &Type::BPCHAR | &Type::NAME) => {
+                s.as_str().to_sql(ty, out)
+            }
+            (v, &Type::TEXT | &Type::VARCHAR) => v.to_string().as_str().to_sql(ty, out),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
