@@ -85,6 +85,10 @@ pub struct Environment {
     pub state_url: String,
     /// Password of a PostgreSQL state store.
     pub state_password: Option<crate::config::secret::SecretRef>,
+    /// How long a replica's claim on a run lasts without renewal (`[state] lease_seconds`).
+    pub lease: std::time::Duration,
+    /// This replica's name in claims (`[state] replica`, or `HOSTNAME:CONFIG_DIR`).
+    pub replica: String,
     /// Directory the store URLs' relative paths resolve against.
     pub base_dir: PathBuf,
     /// The `[connections]` of exportd.toml, for remote destinations.
@@ -101,6 +105,13 @@ impl Environment {
             store_password: loaded.daemon.store.password.clone(),
             state_url: loaded.daemon.state.url.clone(),
             state_password: loaded.daemon.state.password.clone(),
+            lease: std::time::Duration::from_secs(loaded.daemon.state.lease_seconds.max(2)),
+            replica: loaded.daemon.state.replica.clone().unwrap_or_else(|| {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_owned())
+                    .unwrap_or_else(|_| "localhost".into());
+                format!("{host}:{}", loaded.base_dir.display())
+            }),
             base_dir: loaded.base_dir.clone(),
             connections: std::sync::Arc::new(loaded.daemon.connections.clone()),
         }

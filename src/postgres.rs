@@ -318,3 +318,65 @@ impl ToSql for Param<'_> {
 
     to_sql_checked!();
 }
+
+/// A fresh database on the test server (`EXPORTD_TEST_PG_URL`, started by
+/// `scripts/services.sh`), so each test sees only its own rows. Returns its URL.
+#[cfg(test)]
+pub(crate) fn test_database() -> String {
+    let Ok(url) = std::env::var("EXPORTD_TEST_PG_URL") else {
+        panic!(
+            "EXPORTD_TEST_PG_URL is not set: start the test services with \
+             `scripts/services.sh start DIR postgres && source DIR/env`, or run scripts/test.sh"
+        );
+    };
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let name = format!(
+        "unit_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        chrono::Utc::now().timestamp_micros()
+    );
+    let admin = Connection::open(&url, None).expect("connecting to the test server");
+    let client = admin.client();
+    let statement = format!("CREATE DATABASE {name}");
+    admin
+        .run(async move { client.batch_execute(&statement).await })
+        .expect("creating a test database");
+    let (base, _) = url.rsplit_once('/').expect("a url with a database");
+    format!("{base}/{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_drops_the_password() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u@h:5432/db"
+        );
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+    }
+
+    #[test]
+    fn connection_errors_name_the_url_without_password() {
+        let err = Connection::open("postgres://u:hunter2@127.0.0.1:1/db", None)
+            .err()
+            .expect("nothing listens on port 1");
+        let text = err.to_string();
+        assert!(text.contains("postgres://u@127.0.0.1:1/db"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn migrations_run_once_and_a_newer_schema_is_refused() {
+        let url = test_database();
+        let conn = Connection::open(&url, None).expect("connect");
+        conn.migrate("t", &["CREATE TABLE t1 (x INT)"]).expect("first");
+        conn.migrate("t", &["CREATE TABLE t1 (x INT)", "CREATE TABLE t2 (x INT)"])
+            .expect("second only applies migration 2");
+        let err = conn.migrate("t", &["CREATE TABLE t1 (x INT)"]).err().expect("too new");
+        assert!(matches!(err, Error::TooNew { found: 2, .. }), "{err}");
+    }
+}

@@ -567,3 +567,119 @@ pub fn open(
         None => Err(Error::UnsupportedUrl(url.to_owned())),
     }
 }
+
+/// Behaviour every state store shares, run against each implementation by its tests.
+#[cfg(test)]
+pub(crate) mod conformance {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(minute: u32, second: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 1, 15, 2, minute, second).unwrap()
+    }
+
+    /// Claims: one winner, renewals by the holder only, take-over after the lease, never
+    /// after done, release for an immediate retry.
+    pub(crate) fn claims(s: &dyn StateStore) {
+        let key = "daily/20240115T020000Z";
+        assert_eq!(s.claim(key, "a", t(0, 0), t(1, 0)).unwrap(), Claim::Acquired);
+        assert_eq!(
+            s.claim(key, "b", t(0, 30), t(1, 30)).unwrap(),
+            Claim::Held {
+                owner: "a".into(),
+                lease_until: t(1, 0)
+            }
+        );
+        // The holder claiming again (a restart) keeps it.
+        assert_eq!(s.claim(key, "a", t(0, 40), t(1, 40)).unwrap(), Claim::Acquired);
+        assert!(s.renew_claim(key, "a", t(2, 0)).unwrap());
+        assert!(!s.renew_claim(key, "b", t(3, 0)).unwrap());
+        assert_eq!(s.expired_claims(t(1, 59)).unwrap(), Vec::<String>::new());
+        assert_eq!(s.expired_claims(t(2, 1)).unwrap(), vec![key.to_owned()]);
+        // After the lease, another owner takes it over; the old holder cannot renew.
+        assert_eq!(s.claim(key, "b", t(2, 1), t(3, 0)).unwrap(), Claim::Acquired);
+        assert!(!s.renew_claim(key, "a", t(4, 0)).unwrap());
+        s.finish_claim(key, "b").unwrap();
+        assert_eq!(s.claim(key, "c", t(9, 0), t(10, 0)).unwrap(), Claim::Done);
+        assert_eq!(s.claim(key, "b", t(9, 0), t(10, 0)).unwrap(), Claim::Done);
+        assert_eq!(s.expired_claims(t(30, 0)).unwrap(), Vec::<String>::new());
+        // Released work is free at once.
+        let other = "daily/20240115T030000Z";
+        assert_eq!(s.claim(other, "a", t(0, 0), t(5, 0)).unwrap(), Claim::Acquired);
+        s.release_claim(other, "a").unwrap();
+        assert_eq!(s.claim(other, "b", t(0, 1), t(5, 0)).unwrap(), Claim::Acquired);
+    }
+
+    /// Runs, ledger, watermarks and revisions round-trip the same way in every store.
+    pub(crate) fn records(s: &dyn StateStore) {
+        let start = RunStart {
+            export: "daily".into(),
+            nominal: t(0, 0),
+            window_start: Some(t(0, 0) - chrono::Duration::days(1)),
+            window_end: t(0, 0),
+            trigger: Trigger::Schedule,
+            revision: "abc".into(),
+            started_at: t(0, 1),
+        };
+        let first = s.record_start(&start).unwrap();
+        assert_eq!((first.state, first.attempt), (RunState::Running, 1));
+        assert_eq!(s.running_runs().unwrap().len(), 1);
+        let done = s
+            .record_finish(
+                &first.id,
+                &RunOutcome::Completed {
+                    rows: 10,
+                    bytes: 200,
+                    parts: 1,
+                },
+                t(0, 5),
+            )
+            .unwrap();
+        assert_eq!((done.state, done.rows, done.finished_at), (RunState::Completed, Some(10), Some(t(0, 5))));
+        let again = s.record_start(&start).unwrap();
+        assert_eq!((again.attempt, again.rows), (2, None));
+        let failed = s
+            .record_finish(&again.id, &RunOutcome::Failed { error: "boom".into() }, t(0, 9))
+            .unwrap();
+        assert_eq!((failed.state, failed.error.as_deref()), (RunState::Failed, Some("boom")));
+        assert!(matches!(
+            s.record_finish("nope/1", &RunOutcome::Failed { error: "x".into() }, t(0, 9)),
+            Err(Error::UnknownRun(_))
+        ));
+        assert_eq!(s.last_nominal("daily").unwrap(), Some(t(0, 0)));
+        assert_eq!(s.last_nominals().unwrap().get("daily"), Some(&t(0, 0)));
+        let listed = s
+            .list_runs(&RunFilter {
+                export: Some("daily".into()),
+                state: Some(RunState::Failed),
+                limit: Some(5),
+            })
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(s.get_run(&first.id).unwrap().unwrap().attempt, 2);
+        let delivery = Delivery {
+            export: "daily".into(),
+            run_id: first.id.clone(),
+            destination: "local#0".into(),
+            key: "a.csv".into(),
+            bytes: 5,
+            sha256: "00".into(),
+            delivered_at: t(0, 4),
+        };
+        s.record_deliveries(&[delivery.clone(), delivery.clone()]).unwrap();
+        assert_eq!(s.deliveries_for_run(&first.id).unwrap(), vec![delivery.clone()]);
+        assert_eq!(s.deliveries_for_export("daily").unwrap().len(), 1);
+        assert!(s.remove_delivery("local#0", "a.csv").unwrap());
+        assert!(!s.remove_delivery("local#0", "a.csv").unwrap());
+        assert_eq!(s.set_watermark("daily", t(5, 0)).unwrap(), t(5, 0));
+        assert_eq!(s.set_watermark("daily", t(1, 0)).unwrap(), t(5, 0));
+        assert_eq!(s.watermark("daily").unwrap(), Some(t(5, 0)));
+        s.set_accepted_revision("daily", "r1", t(0, 0)).unwrap();
+        s.set_accepted_revisions(&[("daily".into(), "r1".into())], t(9, 0))
+            .unwrap();
+        assert_eq!(s.accepted_revision("daily").unwrap().unwrap().accepted_at, t(0, 0));
+        assert_eq!(s.accepted_revisions().unwrap().len(), 1);
+        assert!(s.remove_accepted_revision("daily").unwrap());
+        assert_eq!(s.accepted_revision("daily").unwrap(), None);
+    }
+}

@@ -700,3 +700,56 @@ async fn finish_transaction(c: &Client, work: PgResult<()>) -> PgResult<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open() -> PostgresState {
+        PostgresState::open(&crate::postgres::test_database(), None).expect("open")
+    }
+
+    #[test]
+    fn conformance() {
+        crate::state::conformance::claims(&open());
+        crate::state::conformance::records(&open());
+    }
+
+    #[test]
+    fn concurrent_claims_have_one_winner() {
+        let url = crate::postgres::test_database();
+        let stores: Vec<PostgresState> = (0..4)
+            .map(|_| PostgresState::open(&url, None).expect("open"))
+            .collect();
+        let now = Utc::now();
+        let until = now + chrono::Duration::seconds(60);
+        for round in 0..20 {
+            let key = format!("x/{round}");
+            let won: usize = std::thread::scope(|scope| {
+                let handles: Vec<_> = stores
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let key = key.clone();
+                        scope.spawn(move || s.claim(&key, &format!("r{i}"), now, until).unwrap())
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap())
+                    .filter(|c| *c == Claim::Acquired)
+                    .count()
+            });
+            assert_eq!(won, 1, "round {round}");
+        }
+    }
+
+    #[test]
+    fn a_second_open_does_not_migrate_again() {
+        let url = crate::postgres::test_database();
+        let a = PostgresState::open(&url, None).expect("first");
+        a.set_watermark("x", Utc::now()).expect("write");
+        let b = PostgresState::open(&url, None).expect("second");
+        assert!(b.watermark("x").expect("read").is_some());
+    }
+}

@@ -1063,6 +1063,14 @@ mod tests {
     }
 
     #[test]
+    fn conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::state::conformance::claims(&open(&dir));
+        let dir = tempfile::tempdir().unwrap();
+        crate::state::conformance::records(&open(&dir));
+    }
+
+    #[test]
     fn shared_between_threads() {
         let dir = tempfile::tempdir().unwrap();
         let s: std::sync::Arc<dyn StateStore> = std::sync::Arc::new(open(&dir));
