@@ -32,7 +32,7 @@ pub enum Error {
     },
     /// The server could not be reached or refused the login.
     #[error(
-        "cannot connect to PostgreSQL `{url}`: {source}; check that the server runs, the url and the password"
+        "cannot connect to PostgreSQL `{url}`: {}; check that the server runs, the url and the password", describe(.source)
     )]
     Connect {
         /// The URL with any password removed.
@@ -41,7 +41,7 @@ pub enum Error {
         source: tokio_postgres::Error,
     },
     /// A statement failed.
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", describe(.0))]
     Query(#[from] tokio_postgres::Error),
     /// The runtime that drives the connection could not start.
     #[error("cannot start the PostgreSQL runtime: {0}")]
@@ -60,6 +60,21 @@ pub enum Error {
         /// Newest version this build knows.
         supported: usize,
     },
+}
+
+/// The driver's error with the server's message: tokio-postgres prints only "db error" and
+/// keeps the message (and where it points) in the source.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_owned(),
+        },
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
+    }
 }
 
 /// Whether a store URL names PostgreSQL.

@@ -469,6 +469,15 @@ fn cell(row: &Row, i: usize) -> Result<Value, Error> {
     .unwrap_or(Value::Null))
 }
 
+/// A NUMERIC aggregate of JSON numbers as the value SQLite returns for it.
+fn json_number(d: Decimal) -> Value {
+    use rust_decimal::prelude::ToPrimitive;
+    match i64::try_from(d) {
+        Ok(i) if d.fract().is_zero() => Value::Int(i),
+        _ => d.to_f64().map(Value::Float).unwrap_or(Value::Decimal(d)),
+    }
+}
+
 /// Decodes one streamed row into the requested fields.
 fn decode(plan: &ReadPlan, row: &Row, out: &mut [Value]) -> Result<(), Error> {
     for (i, slot) in plan.slots.iter().enumerate() {
@@ -684,6 +693,9 @@ impl LeadStore for PostgresStore {
         }
         let group_count = select.len();
         let mut params = Vec::new();
+        // Aggregates of JSON numbers come back as SQLite's do: whole numbers as integers,
+        // others as floats (json_extract yields INTEGER or REAL).
+        let mut json_numbers = Vec::new();
         for a in &summary.aggregates {
             select.push(match a {
                 Aggregate::Count(None) => "count(*)".to_owned(),
@@ -705,12 +717,21 @@ impl LeadStore for PostgresStore {
                     }
                 }
                 Aggregate::CountOf(f) => format!("count({})", field_sql(f)?.0),
-                Aggregate::Sum(f) => match field_sql(f)?.1 {
-                    FieldType::Int => format!("sum({})::int8", number(f)?),
-                    _ => format!("sum({})", number(f)?),
-                },
-                Aggregate::Min(f) => format!("min({})", number(f)?),
-                Aggregate::Max(f) => format!("max({})", number(f)?),
+                Aggregate::Sum(f) | Aggregate::Min(f) | Aggregate::Max(f) => {
+                    let function = match a {
+                        Aggregate::Sum(_) => "sum",
+                        Aggregate::Min(_) => "min",
+                        _ => "max",
+                    };
+                    let ty = field_sql(f)?.1;
+                    if ty == FieldType::Json {
+                        json_numbers.push(select.len());
+                    }
+                    match (a, ty) {
+                        (Aggregate::Sum(_), FieldType::Int) => format!("sum({})::int8", number(f)?),
+                        _ => format!("{function}({})", number(f)?),
+                    }
+                }
             });
         }
         let (where_sql, where_params, residual) = Self::where_clause(query, params.len());
@@ -735,7 +756,10 @@ impl LeadStore for PostgresStore {
         let mut cells = vec![Value::Null; select.len()];
         self.stream_rows(sql, params, &mut |r| {
             for (i, c) in cells.iter_mut().enumerate() {
-                *c = cell(r, i)?;
+                *c = match cell(r, i)? {
+                    Value::Decimal(d) if json_numbers.contains(&i) => json_number(d),
+                    other => other,
+                };
             }
             row(&cells)?;
             Ok(true)

@@ -2,6 +2,7 @@
 
 mod daemon;
 mod export;
+mod postgres;
 mod systemd;
 mod util;
 mod validate;
