@@ -110,7 +110,10 @@ impl Environment {
                 let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                     .map(|h| h.trim().to_owned())
                     .unwrap_or_else(|_| "localhost".into());
-                format!("{host}:{}", loaded.base_dir.display())
+                // Absolute: replicas started from their own directories all see `.`.
+                let dir = std::fs::canonicalize(&loaded.base_dir)
+                    .unwrap_or_else(|_| loaded.base_dir.clone());
+                format!("{host}:{}", dir.display())
             }),
             base_dir: loaded.base_dir.clone(),
             connections: std::sync::Arc::new(loaded.daemon.connections.clone()),
