@@ -704,9 +704,11 @@ impl Objects<'_> {
         delivered: &mut Vec<Delivered>,
     ) -> Result<(), deliver::Error> {
         let put = |upload: &Upload<'_>| {
-            deliver::retry(policy, &format!("{} {}", destination.kind(), upload.key), |_| {
-                destination.put(upload).map_err(|e| (e, None))
-            })
+            deliver::retry(
+                policy,
+                &format!("{} {}", destination.kind(), upload.key),
+                |_| destination.put(upload).map_err(|e| (e, None)),
+            )
         };
         let mut first_key = None;
         for part in self.parts {
@@ -753,14 +755,19 @@ impl Objects<'_> {
                 sha256: self.manifest_sha,
             })?);
         }
-        for stale in previous_parts.iter().filter(|name| !self.names.contains(name)) {
+        for stale in previous_parts
+            .iter()
+            .filter(|name| !self.names.contains(name))
+        {
             // Only plain file names from our own manifest: never a path that could leave the
             // directory.
             if !stale.contains('/') && !stale.starts_with('.') {
                 let key = beside(stale);
-                deliver::retry(policy, &format!("{} remove {key}", destination.kind()), |_| {
-                    destination.remove(&key).map_err(|e| (e, None))
-                })?;
+                deliver::retry(
+                    policy,
+                    &format!("{} remove {key}", destination.kind()),
+                    |_| destination.remove(&key).map_err(|e| (e, None)),
+                )?;
             }
         }
         if self.spec.def.manifest.success_marker {

@@ -178,7 +178,11 @@ impl Connection {
     /// Applies the migrations `schema` has not seen yet, each in its own transaction, and
     /// records them in `schema_migrations` (one row per schema and version). An advisory lock
     /// keeps replicas that start together from migrating twice.
-    pub fn migrate(&self, schema: &'static str, migrations: &'static [&'static str]) -> Result<(), Error> {
+    pub fn migrate(
+        &self,
+        schema: &'static str,
+        migrations: &'static [&'static str],
+    ) -> Result<(), Error> {
         let client = self.client();
         let url = self.url.clone();
         self.run(async move {
@@ -194,9 +198,13 @@ impl Connection {
                 .await
                 .or_else(ignore_concurrent_create)?;
             // 0x6578706f = "expo": one lock id for every exportd migration.
-            client.execute("SELECT pg_advisory_lock(1702391919)", &[]).await?;
+            client
+                .execute("SELECT pg_advisory_lock(1702391919)", &[])
+                .await?;
             let result = apply(&client, schema, migrations, &url).await;
-            client.execute("SELECT pg_advisory_unlock(1702391919)", &[]).await?;
+            client
+                .execute("SELECT pg_advisory_unlock(1702391919)", &[])
+                .await?;
             result
         })
     }
@@ -234,34 +242,29 @@ async fn apply(
     }
     for (i, sql) in migrations.iter().enumerate().skip(found.max(0) as usize) {
         let version = i as i64 + 1;
-        client
-            .batch_execute(&format!("BEGIN; {sql}; INSERT INTO schema_migrations (schema_name, version) VALUES ('{schema}', {version}); COMMIT;"))
-            .await
-            .inspect_err(|_| {
-                // A failed batch leaves the transaction aborted; end it so the lock release works.
-                let _ = client.batch_execute("ROLLBACK");
-            })?;
+        let batch = format!(
+            "BEGIN; {sql}; INSERT INTO schema_migrations (schema_name, version) \
+             VALUES ('{schema}', {version}); COMMIT;"
+        );
+        if let Err(e) = client.batch_execute(&batch).await {
+            // A failed batch leaves the transaction aborted; end it so the lock release works.
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(e.into());
+        }
     }
     Ok(())
 }
 
-fn connect(
-    runtime: &tokio::runtime::Runtime,
-    config: &Config,
-    url: &str,
-) -> Result<Client, Error> {
+fn connect(runtime: &tokio::runtime::Runtime, config: &Config, url: &str) -> Result<Client, Error> {
     let config = config.clone();
     let url = url.to_owned();
     let task = async move {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let tls = tls_connector();
-        let (client, connection) = config
-            .connect(tls)
-            .await
-            .map_err(|source| Error::Connect {
-                url: url.clone(),
-                source,
-            })?;
+        let (client, connection) = config.connect(tls).await.map_err(|source| Error::Connect {
+            url: url.clone(),
+            source,
+        })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(url = %url, error = %e, "PostgreSQL connection closed.");
@@ -304,8 +307,12 @@ impl ToSql for Param<'_> {
             (Value::Null, _) => Ok(IsNull::Yes),
             (Value::Bool(b), &Type::BOOL) => b.to_sql(ty, out),
             (Value::Int(i), &Type::INT8) => i.to_sql(ty, out),
-            (Value::Int(i), &Type::INT4) => i32::try_from(*i).map_err(|_| mismatch())?.to_sql(ty, out),
-            (Value::Int(i), &Type::INT2) => i16::try_from(*i).map_err(|_| mismatch())?.to_sql(ty, out),
+            (Value::Int(i), &Type::INT4) => {
+                i32::try_from(*i).map_err(|_| mismatch())?.to_sql(ty, out)
+            }
+            (Value::Int(i), &Type::INT2) => {
+                i16::try_from(*i).map_err(|_| mismatch())?.to_sql(ty, out)
+            }
             (Value::Int(i), &Type::NUMERIC) => Decimal::from(*i).to_sql(ty, out),
             (Value::Int(i), &Type::FLOAT8) => (*i as f64).to_sql(ty, out),
             (Value::Decimal(d), &Type::NUMERIC) => d.to_sql(ty, out),
@@ -314,9 +321,9 @@ impl ToSql for Param<'_> {
                 d.to_f64().ok_or_else(mismatch)?.to_sql(ty, out)
             }
             (Value::Float(f), &Type::FLOAT8) => f.to_sql(ty, out),
-            (Value::Float(f), &Type::NUMERIC) => {
-                Decimal::try_from(*f).map_err(|_| mismatch())?.to_sql(ty, out)
-            }
+            (Value::Float(f), &Type::NUMERIC) => Decimal::try_from(*f)
+                .map_err(|_| mismatch())?
+                .to_sql(ty, out),
             (Value::Timestamp(t), &Type::TIMESTAMPTZ) => t.to_sql(ty, out),
             (Value::Timestamp(t), &Type::INT8) => t.timestamp_millis().to_sql(ty, out),
             (Value::Text(s), &Type::TEXT | &Type::VARCHAR | &Type::BPCHAR | &Type::NAME) => {
@@ -388,10 +395,13 @@ mod tests {
     fn migrations_run_once_and_a_newer_schema_is_refused() {
         let url = test_database();
         let conn = Connection::open(&url, None).expect("connect");
-        conn.migrate("t", &["CREATE TABLE t1 (x INT)"]).expect("first");
+        conn.migrate("t", &["CREATE TABLE t1 (x INT)"])
+            .expect("first");
         conn.migrate("t", &["CREATE TABLE t1 (x INT)", "CREATE TABLE t2 (x INT)"])
             .expect("second only applies migration 2");
-        let err = conn.migrate("t", &["CREATE TABLE t1 (x INT)"]).err().expect("too new");
+        let err = conn
+            .migrate("t", &["CREATE TABLE t1 (x INT)"])
+            .expect_err("too new");
         assert!(matches!(err, Error::TooNew { found: 2, .. }), "{err}");
     }
 }

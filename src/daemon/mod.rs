@@ -532,10 +532,7 @@ impl Daemon {
         self.claims_paused_until = None;
         let names: Vec<String> = self.slots.keys().cloned().collect();
         for name in names {
-            loop {
-                let Some(slot) = self.slots.get_mut(&name) else {
-                    break;
-                };
+            while let Some(slot) = self.slots.get_mut(&name) {
                 let Some((nominal, trigger)) = slot.queue.poll(now) else {
                     break;
                 };
@@ -562,9 +559,8 @@ impl Daemon {
                             slot.queue.finished();
                             slot.queue.push_front(nominal, trigger);
                         }
-                        self.claims_paused_until = Some(
-                            now + chrono::Duration::from_std(CLAIM_RETRY).unwrap_or_default(),
-                        );
+                        self.claims_paused_until =
+                            Some(now + chrono::Duration::from_std(CLAIM_RETRY).unwrap_or_default());
                         return;
                     }
                 }

@@ -31,8 +31,8 @@ mod sql;
 mod sqlite;
 
 pub use eval::parse_timestamp;
-pub use sql::{FieldType, JsonKind, SqlDialect, SqlField, SqlFragment, push_down};
 pub use postgres::{PostgresDialect, jsonb_value};
+pub use sql::{FieldType, JsonKind, SqlDialect, SqlField, SqlFragment, push_down};
 pub use sqlite::{Location, SqliteDialect};
 
 use crate::value::Value;

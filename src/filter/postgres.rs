@@ -212,7 +212,10 @@ mod tests {
         let (s, p, _) = sql(d, "buyer NOT LIKE 'Acme%'");
         assert_eq!(
             (s.as_str(), p),
-            (r#""recipient" NOT LIKE $1"#, vec![Value::Text("Acme%".into())])
+            (
+                r#""recipient" NOT LIKE $1"#,
+                vec![Value::Text("Acme%".into())]
+            )
         );
     }
 }

@@ -525,8 +525,12 @@ pub trait StateStore: Send + Sync {
 
     /// Extends a claim `owner` holds. Returns false if it lost the claim (taken over after its
     /// lease ran out, or finished).
-    fn renew_claim(&self, key: &str, owner: &str, lease_until: DateTime<Utc>)
-    -> Result<bool, Error>;
+    fn renew_claim(
+        &self,
+        key: &str,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, Error>;
 
     /// Marks claimed work done, so it is never claimed again (a completed or failed run).
     fn finish_claim(&self, key: &str, owner: &str) -> Result<(), Error>;
@@ -575,14 +579,18 @@ pub(crate) mod conformance {
     use chrono::TimeZone;
 
     fn t(minute: u32, second: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2024, 1, 15, 2, minute, second).unwrap()
+        Utc.with_ymd_and_hms(2024, 1, 15, 2, minute, second)
+            .unwrap()
     }
 
     /// Claims: one winner, renewals by the holder only, take-over after the lease, never
     /// after done, release for an immediate retry.
     pub(crate) fn claims(s: &dyn StateStore) {
         let key = "daily/20240115T020000Z";
-        assert_eq!(s.claim(key, "a", t(0, 0), t(1, 0)).unwrap(), Claim::Acquired);
+        assert_eq!(
+            s.claim(key, "a", t(0, 0), t(1, 0)).unwrap(),
+            Claim::Acquired
+        );
         assert_eq!(
             s.claim(key, "b", t(0, 30), t(1, 30)).unwrap(),
             Claim::Held {
@@ -591,13 +599,19 @@ pub(crate) mod conformance {
             }
         );
         // The holder claiming again (a restart) keeps it.
-        assert_eq!(s.claim(key, "a", t(0, 40), t(1, 40)).unwrap(), Claim::Acquired);
+        assert_eq!(
+            s.claim(key, "a", t(0, 40), t(1, 40)).unwrap(),
+            Claim::Acquired
+        );
         assert!(s.renew_claim(key, "a", t(2, 0)).unwrap());
         assert!(!s.renew_claim(key, "b", t(3, 0)).unwrap());
         assert_eq!(s.expired_claims(t(1, 59)).unwrap(), Vec::<String>::new());
         assert_eq!(s.expired_claims(t(2, 1)).unwrap(), vec![key.to_owned()]);
         // After the lease, another owner takes it over; the old holder cannot renew.
-        assert_eq!(s.claim(key, "b", t(2, 1), t(3, 0)).unwrap(), Claim::Acquired);
+        assert_eq!(
+            s.claim(key, "b", t(2, 1), t(3, 0)).unwrap(),
+            Claim::Acquired
+        );
         assert!(!s.renew_claim(key, "a", t(4, 0)).unwrap());
         s.finish_claim(key, "b").unwrap();
         assert_eq!(s.claim(key, "c", t(9, 0), t(10, 0)).unwrap(), Claim::Done);
@@ -605,9 +619,15 @@ pub(crate) mod conformance {
         assert_eq!(s.expired_claims(t(30, 0)).unwrap(), Vec::<String>::new());
         // Released work is free at once.
         let other = "daily/20240115T030000Z";
-        assert_eq!(s.claim(other, "a", t(0, 0), t(5, 0)).unwrap(), Claim::Acquired);
+        assert_eq!(
+            s.claim(other, "a", t(0, 0), t(5, 0)).unwrap(),
+            Claim::Acquired
+        );
         s.release_claim(other, "a").unwrap();
-        assert_eq!(s.claim(other, "b", t(0, 1), t(5, 0)).unwrap(), Claim::Acquired);
+        assert_eq!(
+            s.claim(other, "b", t(0, 1), t(5, 0)).unwrap(),
+            Claim::Acquired
+        );
     }
 
     /// Runs, ledger, watermarks and revisions round-trip the same way in every store.
@@ -635,13 +655,25 @@ pub(crate) mod conformance {
                 t(0, 5),
             )
             .unwrap();
-        assert_eq!((done.state, done.rows, done.finished_at), (RunState::Completed, Some(10), Some(t(0, 5))));
+        assert_eq!(
+            (done.state, done.rows, done.finished_at),
+            (RunState::Completed, Some(10), Some(t(0, 5)))
+        );
         let again = s.record_start(&start).unwrap();
         assert_eq!((again.attempt, again.rows), (2, None));
         let failed = s
-            .record_finish(&again.id, &RunOutcome::Failed { error: "boom".into() }, t(0, 9))
+            .record_finish(
+                &again.id,
+                &RunOutcome::Failed {
+                    error: "boom".into(),
+                },
+                t(0, 9),
+            )
             .unwrap();
-        assert_eq!((failed.state, failed.error.as_deref()), (RunState::Failed, Some("boom")));
+        assert_eq!(
+            (failed.state, failed.error.as_deref()),
+            (RunState::Failed, Some("boom"))
+        );
         assert!(matches!(
             s.record_finish("nope/1", &RunOutcome::Failed { error: "x".into() }, t(0, 9)),
             Err(Error::UnknownRun(_))
@@ -666,8 +698,12 @@ pub(crate) mod conformance {
             sha256: "00".into(),
             delivered_at: t(0, 4),
         };
-        s.record_deliveries(&[delivery.clone(), delivery.clone()]).unwrap();
-        assert_eq!(s.deliveries_for_run(&first.id).unwrap(), vec![delivery.clone()]);
+        s.record_deliveries(&[delivery.clone(), delivery.clone()])
+            .unwrap();
+        assert_eq!(
+            s.deliveries_for_run(&first.id).unwrap(),
+            vec![delivery.clone()]
+        );
         assert_eq!(s.deliveries_for_export("daily").unwrap().len(), 1);
         assert!(s.remove_delivery("local#0", "a.csv").unwrap());
         assert!(!s.remove_delivery("local#0", "a.csv").unwrap());
@@ -677,7 +713,10 @@ pub(crate) mod conformance {
         s.set_accepted_revision("daily", "r1", t(0, 0)).unwrap();
         s.set_accepted_revisions(&[("daily".into(), "r1".into())], t(9, 0))
             .unwrap();
-        assert_eq!(s.accepted_revision("daily").unwrap().unwrap().accepted_at, t(0, 0));
+        assert_eq!(
+            s.accepted_revision("daily").unwrap().unwrap().accepted_at,
+            t(0, 0)
+        );
         assert_eq!(s.accepted_revisions().unwrap().len(), 1);
         assert!(s.remove_accepted_revision("daily").unwrap());
         assert_eq!(s.accepted_revision("daily").unwrap(), None);

@@ -8,8 +8,7 @@
 //! fails, so a replica that cannot reach the database claims nothing and starts no runs.
 
 use super::{
-    Claim, Delivery, Error, Revision, RunFilter, RunOutcome, RunRecord, RunStart,
-    StateStore,
+    Claim, Delivery, Error, Revision, RunFilter, RunOutcome, RunRecord, RunStart, StateStore,
 };
 use crate::config::secret::Secret;
 use crate::postgres::Connection;
@@ -21,8 +20,7 @@ use tokio_postgres::{Client, Row};
 
 /// Schema migrations, recorded in `schema_migrations` as schema `state`. Never edit a released
 /// entry: append.
-const MIGRATIONS: &[&str] = &[
-    r#"
+const MIGRATIONS: &[&str] = &[r#"
 CREATE TABLE runs (
     id TEXT PRIMARY KEY,
     export TEXT NOT NULL,
@@ -70,8 +68,7 @@ CREATE TABLE claims (
     lease_until INT8 NOT NULL,
     done BOOLEAN NOT NULL DEFAULT false
 )
-"#,
-];
+"#];
 
 /// Columns of `runs` in the order [`read_run`] decodes them.
 const RUN_COLUMNS: &str = "id, export, nominal, window_start, window_end, state, attempt, \
@@ -302,8 +299,7 @@ impl StateStore for PostgresState {
                 vec![id.into(), ms(finished_at).into(), error.as_str().into()],
             ),
         };
-        let changed =
-            self.call(move |c| async move { c.execute(sql, &refs(&params)).await })?;
+        let changed = self.call(move |c| async move { c.execute(sql, &refs(&params)).await })?;
         if changed == 0 {
             return Err(Error::UnknownRun(id.to_owned()));
         }
@@ -470,9 +466,12 @@ impl StateStore for PostgresState {
     fn watermark(&self, export: &str) -> Result<Option<DateTime<Utc>>, Error> {
         let export = export.to_owned();
         let ms: Option<i64> = self.call(move |c| async move {
-            c.query_opt("SELECT window_end FROM watermarks WHERE export = $1", &[&export])
-                .await
-                .map(|r| r.map(|r| r.get(0)))
+            c.query_opt(
+                "SELECT window_end FROM watermarks WHERE export = $1",
+                &[&export],
+            )
+            .await
+            .map(|r| r.map(|r| r.get(0)))
         })?;
         opt_time("window_end", ms)
     }
@@ -622,7 +621,15 @@ impl StateStore for PostgresState {
                 &refs(&params[..1]),
             )
             .await
-            .map(|r| r.map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1), r.get::<_, bool>(2))))
+            .map(|r| {
+                r.map(|r| {
+                    (
+                        r.get::<_, String>(0),
+                        r.get::<_, i64>(1),
+                        r.get::<_, bool>(2),
+                    )
+                })
+            })
         })?;
         Ok(match row {
             None => Claim::Acquired,

@@ -10,7 +10,8 @@
 //! PostgreSQL unchanged.
 
 use super::{
-    Claim, Delivery, Error, Revision, RunFilter, RunOutcome, RunRecord, RunStart, RunState, StateStore,
+    Claim, Delivery, Error, Revision, RunFilter, RunOutcome, RunRecord, RunStart, RunState,
+    StateStore,
 };
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};

@@ -269,7 +269,10 @@ pub fn open(
 ) -> Result<Box<dyn LeadStore>, Error> {
     if crate::postgres::is_postgres_url(url) {
         let password = password.map(|p| p.resolve()).transpose()?;
-        return Ok(Box::new(postgres::PostgresStore::open(url, password.as_ref())?));
+        return Ok(Box::new(postgres::PostgresStore::open(
+            url,
+            password.as_ref(),
+        )?));
     }
     match url.strip_prefix("sqlite://") {
         Some(path) => {

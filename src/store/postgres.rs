@@ -279,7 +279,10 @@ impl PostgresStore {
             ),
         };
         let (copy_sql, upsert) = if self.bulk {
-            (format!("COPY {name} ({json_list}) FROM STDIN (FORMAT binary)"), None)
+            (
+                format!("COPY {name} ({json_list}) FROM STDIN (FORMAT binary)"),
+                None,
+            )
         } else {
             (
                 format!("COPY {name}_in ({json_list}, n) FROM STDIN (FORMAT binary)"),
@@ -440,7 +443,10 @@ fn cell(row: &Row, i: usize) -> Result<Value, Error> {
     let get = |e: tokio_postgres::Error| Error::from(crate::postgres::Error::from(e));
     let ty = row.columns()[i].type_().clone();
     Ok(match ty {
-        Type::INT8 => row.try_get::<_, Option<i64>>(i).map_err(get)?.map(Value::Int),
+        Type::INT8 => row
+            .try_get::<_, Option<i64>>(i)
+            .map_err(get)?
+            .map(Value::Int),
         Type::INT4 => row
             .try_get::<_, Option<i32>>(i)
             .map_err(get)?
@@ -453,12 +459,16 @@ fn cell(row: &Row, i: usize) -> Result<Value, Error> {
             .try_get::<_, Option<DateTime<Utc>>>(i)
             .map_err(get)?
             .map(Value::Timestamp),
-        Type::BOOL => row.try_get::<_, Option<bool>>(i).map_err(get)?.map(Value::Bool),
-        Type::FLOAT8 => row.try_get::<_, Option<f64>>(i).map_err(get)?.map(Value::Float),
+        Type::BOOL => row
+            .try_get::<_, Option<bool>>(i)
+            .map_err(get)?
+            .map(Value::Bool),
+        Type::FLOAT8 => row
+            .try_get::<_, Option<f64>>(i)
+            .map_err(get)?
+            .map(Value::Float),
         Type::JSONB | Type::JSON => match row.try_get::<_, Option<JsonText>>(i).map_err(get)? {
-            Some(JsonText(text)) => serde_json::from_str::<CellSeed>(text)
-                .map(|c| c.0)
-                .ok(),
+            Some(JsonText(text)) => serde_json::from_str::<CellSeed>(text).map(|c| c.0).ok(),
             None => None,
         },
         _ => row
@@ -669,15 +679,15 @@ impl LeadStore for PostgresStore {
                 Some(Location::Json(column, key)) => {
                     Ok((filter::jsonb_value(column, key), FieldType::Json))
                 }
-                None => Err(Error::Consumer(format!("`{name}` is not a field of this table"))),
+                None => Err(Error::Consumer(format!(
+                    "`{name}` is not a field of this table"
+                ))),
             }
         };
         let number = |name: &str| -> Result<String, Error> {
             let (sql, ty) = field_sql(name)?;
             Ok(match ty {
-                FieldType::Json => dialect
-                    .json_field(name, JsonKind::Number)
-                    .unwrap_or(sql),
+                FieldType::Json => dialect.json_field(name, JsonKind::Number).unwrap_or(sql),
                 _ => sql,
             })
         };
