@@ -77,6 +77,10 @@ fn describe(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// How long connecting, or unacknowledged data on an open connection, may take before the
+/// connection counts as broken (unless the URL sets `connect_timeout` / `tcp_user_timeout`).
+const NETWORK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Whether a store URL names PostgreSQL.
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
@@ -120,6 +124,15 @@ impl Connection {
         if config.get_application_name().is_none() {
             config.application_name("exportd");
         }
+        // A partitioned network must show up as an error within a lease, not hang a call (and
+        // with it the daemon's event loop) for the kernel's default of many minutes.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(NETWORK_TIMEOUT);
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(NETWORK_TIMEOUT);
+        }
+        config.keepalives_idle(NETWORK_TIMEOUT);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("exportd-pg")

@@ -660,3 +660,119 @@ fn record_completed(state: &dyn StateStore, nominal: DateTime<Utc>) {
         )
         .expect("record finish");
 }
+
+/// A TCP forwarder to the test server that the test can cut and restore: a network partition
+/// between one replica and its state store, on loopback.
+struct Partition {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Partition {
+    fn to(target_port: u16) -> Partition {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (cut2, open2) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if cut2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target_port)) else {
+                    continue;
+                };
+                let mut guard = open2.lock().expect("lock");
+                for s in [&client, &server] {
+                    guard.push(s.try_clone().expect("clone"));
+                }
+                drop(guard);
+                for (mut from, mut to) in [
+                    (
+                        client.try_clone().expect("clone"),
+                        server.try_clone().expect("clone"),
+                    ),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Partition { port, cut, open }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self.open.lock().expect("lock").drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A replica that cannot reach its state store starts no run; once the network is back it
+/// runs the nominal time it missed, once.
+#[test]
+fn a_replica_cut_off_from_the_state_store_starts_no_run() {
+    let url = new_database("partition");
+    let pg_port: u16 = service("EXPORTD_TEST_PG_PORT").parse().expect("port");
+    let partition = Partition::to(pg_port);
+    let state_url = url.replace(&format!(":{pg_port}/"), &format!(":{}/", partition.port));
+    let config = format!(
+        "[http]\nlisten = \"127.0.0.1:0\"\n[store]\nurl = \"{url}\"\n\
+         [state]\nurl = \"{state_url}\"\nlease_seconds = 3\n"
+    );
+    let definition = r#"
+        schedule = "every 1m"
+        catch_up = "none"
+        window = "all"
+        [[deliver]]
+        to = "local"
+        path = "out/{{run_id}}.csv"
+    "#;
+    let replica = Replica::start(&config, definition, &[]);
+    replica.api();
+    partition.cut();
+    // Past the next minute, plus time for a few claim attempts.
+    let now = Utc::now();
+    let next = Utc
+        .timestamp_opt(now.timestamp() - i64::from(now.second()) + 60, 0)
+        .single()
+        .expect("time");
+    let wait = (next - now).to_std().expect("future") + Duration::from_secs(8);
+    std::thread::sleep(wait);
+    let log = replica.log();
+    assert!(log.contains("Cannot claim the run"), "{log}");
+    assert!(
+        !log.contains("Run started."),
+        "a run started without the state store:\n{log}"
+    );
+    partition.restore();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !replica.log().contains("Run completed.") {
+        assert!(
+            Instant::now() < deadline,
+            "the run never completed after the network came back:\n{}",
+            replica.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let state = exportd::state::open(&url, None, Path::new("/")).expect("state store");
+    let id = format!("minutely/{}", next.format("%Y%m%dT%H%M%SZ"));
+    let run = state
+        .get_run(&id)
+        .expect("read")
+        .expect("the missed run ran");
+    assert_eq!((run.state, run.attempt), (RunState::Completed, 1));
+}
