@@ -278,7 +278,9 @@ impl PostgresStore {
                 "{updates}, \"metadata\" = excluded.\"metadata\", \"lead\" = excluded.\"lead\""
             ),
         };
-        let (copy_sql, upsert) = if self.bulk {
+        // Outside a bulk load, rows go to a staging table first; `n` (the row's position)
+        // lets the last version of an id repeated within one batch win, as with SQLite.
+        let (copy_sql, staging) = if self.bulk {
             (
                 format!("COPY {name} ({json_list}) FROM STDIN (FORMAT binary)"),
                 None,
@@ -286,12 +288,14 @@ impl PostgresStore {
         } else {
             (
                 format!("COPY {name}_in ({json_list}, n) FROM STDIN (FORMAT binary)"),
-                Some(format!(
-                    "CREATE TEMP TABLE IF NOT EXISTS {name}_in (LIKE {name}, n INT8);
-                     INSERT INTO {name} ({json_list})
-                       SELECT DISTINCT ON (id) {json_list} FROM {name}_in ORDER BY id, n DESC
-                     ON CONFLICT (id) DO UPDATE SET {json_updates};
-                     TRUNCATE {name}_in"
+                Some((
+                    format!("CREATE TEMP TABLE IF NOT EXISTS {name}_in (LIKE {name}, n INT8)"),
+                    format!(
+                        "INSERT INTO {name} ({json_list})
+                           SELECT DISTINCT ON (id) {json_list} FROM {name}_in ORDER BY id, n DESC
+                         ON CONFLICT (id) DO UPDATE SET {json_updates};
+                         TRUNCATE {name}_in"
+                    ),
                 )),
             )
         };
@@ -310,18 +314,15 @@ impl PostgresStore {
                 client.batch_execute("BEGIN").await?;
             }
             let work = async {
-                if let Some(upsert) = &upsert {
-                    // The staging table must exist before COPY names it.
-                    let create = upsert.split(';').next().unwrap_or_default();
+                if let Some((create, _)) = &staging {
                     client.batch_execute(create).await?;
                 }
                 let sink = client.copy_in::<_, Bytes>(copy_sql.as_str()).await?;
                 futures::pin_mut!(sink);
                 sink.send(copy).await?;
                 sink.finish().await?;
-                if let Some(upsert) = &upsert {
-                    let rest = upsert.split_once(';').map(|(_, r)| r).unwrap_or_default();
-                    client.batch_execute(rest).await?;
+                if let Some((_, upsert)) = &staging {
+                    client.batch_execute(upsert).await?;
                 }
                 let statement = client
                     .prepare(

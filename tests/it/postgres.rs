@@ -137,6 +137,12 @@ const EDGE_LEADS: &str = r#"{"id":"E1","created_at":"2024-01-20T10:00:00.123456Z
 {"id":"E1","created_at":"2024-01-20T10:00:00.123Z","source":"google","state":"CA","email":"a@b.co","revenue":"11","cost":"0.1000","lead_score":83}
 "#;
 
+/// Events ingested on top of the demo's (the upsert path, not the bulk copy).
+const EDGE_EVENTS: &str = r#"{"id":"ev1","type":"recipient.delivered","timestamp":"2024-01-20T12:00:00.123Z","lead_id":"E1","buyer":"buyer-ü","price":"12.50","duration_ms":240,"metadata":{"http_status":200,"retry":{"count":1}},"lead":{"email":"a@b.co","state":"CA"}}
+{"id":"ev2","type":"recipient.failed","timestamp":"2024-01-20T12:00:01Z","lead_id":"E2","buyer":"buyer-x","price":"7.0001","reason":"timeout"}
+{"id":"ev1","type":"recipient.delivered","timestamp":"2024-01-20T12:00:00.123Z","lead_id":"E1","buyer":"buyer-ü","price":"13","duration_ms":250,"metadata":{"http_status":201}}
+"#;
+
 const COMPARED: &[(&str, &str)] = &[
     (
         "all-csv",
@@ -182,7 +188,7 @@ const COMPARED: &[(&str, &str)] = &[
         r#"
         kind = "events"
         window = "all"
-        filter = "buyer IS NOT NULL AND price > 5 AND type LIKE 'recipient.%'"
+        filter = "buyer IS NOT NULL AND price > 5 AND type LIKE 'recipient.%' AND (metadata.http_status IS NULL OR metadata.http_status >= 200)"
         [format]
         type = "ndjson"
         compression = "gzip"
@@ -250,6 +256,11 @@ fn postgres_exports_the_same_bytes_as_sqlite() {
         ws.exportd()
             .file("edge.ndjson", EDGE_LEADS)
             .args(["ingest", "--leads", "edge.ndjson", "--batch", "2"])
+            .run()
+            .success();
+        ws.exportd()
+            .file("events.ndjson", EDGE_EVENTS)
+            .args(["ingest", "--events", "events.ndjson"])
             .run()
             .success();
         for (name, toml) in COMPARED {
