@@ -102,7 +102,8 @@ pub fn redact(url: &str) -> String {
 
 /// One connection and the runtime that drives it.
 pub struct Connection {
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped (see `Drop`).
+    runtime: Option<tokio::runtime::Runtime>,
     client: Arc<Client>,
     config: Config,
     url: String,
@@ -141,11 +142,17 @@ impl Connection {
             .map_err(Error::Runtime)?;
         let client = Arc::new(connect(&runtime, &config, &redacted)?);
         Ok(Connection {
-            runtime,
+            runtime: Some(runtime),
             client,
             config,
             url: redacted,
         })
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("the runtime lives until the connection is dropped"))
     }
 
     /// The URL without its password, for messages.
@@ -165,7 +172,7 @@ impl Connection {
 
     /// Connects again after the connection broke.
     pub fn reconnect(&mut self) -> Result<(), Error> {
-        self.client = Arc::new(connect(&self.runtime, &self.config, &self.url)?);
+        self.client = Arc::new(connect(self.runtime(), &self.config, &self.url)?);
         Ok(())
     }
 
@@ -176,7 +183,7 @@ impl Connection {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        futures::executor::block_on(self.runtime.spawn(future))
+        futures::executor::block_on(self.runtime().spawn(future))
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
@@ -185,7 +192,7 @@ impl Connection {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.runtime.spawn(future);
+        self.runtime().spawn(future);
     }
 
     /// Applies the migrations `schema` has not seen yet, each in its own transaction, and
@@ -220,6 +227,16 @@ impl Connection {
                 .await?;
             result
         })
+    }
+}
+
+/// The daemon drops its state store inside its async runtime (the last API handler holding it
+/// ends there), where dropping a runtime the normal way panics: shut it down in the background.
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
