@@ -125,6 +125,24 @@ pub struct StateConfig {
     /// Password for a PostgreSQL state store.
     #[serde(default)]
     pub password: Option<SecretRef>,
+    /// How long a replica's claim on a run lasts without renewal, in seconds. The replica
+    /// renews it every third of this while the run is alive; if the replica dies or loses the
+    /// database, another replica takes the run over once it runs out.
+    #[serde(default = "default_lease_seconds")]
+    #[schemars(range(min = 2, max = 86400))]
+    pub lease_seconds: u64,
+    /// Name of this replica in claims (`HOSTNAME:CONFIG_DIR` by default). It must differ
+    /// between replicas sharing a state store and stay the same across restarts of one, so a
+    /// restarted replica takes its own interrupted runs back at once.
+    #[serde(default)]
+    pub replica: Option<String>,
+}
+
+/// Default `[state] lease_seconds`.
+pub const DEFAULT_LEASE_SECONDS: u64 = 60;
+
+fn default_lease_seconds() -> u64 {
+    DEFAULT_LEASE_SECONDS
 }
 
 impl Default for StateConfig {
@@ -132,6 +150,8 @@ impl Default for StateConfig {
         StateConfig {
             url: default_state_url(),
             password: None,
+            lease_seconds: DEFAULT_LEASE_SECONDS,
+            replica: None,
         }
     }
 }
