@@ -6,6 +6,7 @@
 //! ARCHITECTURE.md for the map.
 
 pub mod access;
+pub mod alerts;
 pub mod api;
 pub mod chunk;
 pub mod cli;

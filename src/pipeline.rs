@@ -98,6 +98,8 @@ pub struct Environment {
     pub retention: crate::config::daemon::RetentionConfig,
     /// Prices of cost estimates.
     pub prices: crate::cost::Prices,
+    /// `[alerts]` of exportd.toml (the daemon sends alerts).
+    pub alerts: Option<crate::config::daemon::AlertsConfig>,
 }
 
 impl Environment {
@@ -127,6 +129,7 @@ impl Environment {
                 storage_per_gb_month: loaded.daemon.defaults.storage_price_per_gb_month,
                 transfer_per_gb: loaded.daemon.defaults.transfer_price_per_gb,
             },
+            alerts: loaded.daemon.alerts.clone(),
         }
     }
 
@@ -373,13 +376,15 @@ fn period_start(t: DateTime<Utc>, split: SplitBy, tz: Tz) -> DateTime<Utc> {
 }
 
 /// Runs one export: extract, encode, stage, deliver. `progress` is called now and then with
-/// rows and bytes so far.
+/// rows and bytes so far; `staged` once with the run's totals, after staging and before
+/// anything is delivered (the large-export alert).
 pub fn run_once(
     env: &Environment,
     spec: &ExportSpec,
     plan: &RunPlan,
     store: &dyn LeadStore,
     progress: &mut dyn FnMut(u64, u64),
+    staged: &mut dyn FnMut(u64, u64),
 ) -> Result<RunReport, Error> {
     let started = Instant::now();
     let run_id = plan.run_id();
@@ -473,6 +478,7 @@ pub fn run_once(
     };
     let bytes: u64 = parts.iter().map(|p| p.bytes).sum();
     progress(rows, bytes);
+    staged(rows, bytes);
 
     let names = part_names(spec, plan, &parts, &extension)?;
     let manifest = manifest(spec, plan, &columns, &parts, &names);

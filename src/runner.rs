@@ -21,7 +21,8 @@ pub enum Error {
     State(#[from] crate::state::Error),
 }
 
-/// Runs `plan` of `spec` and records it. `progress` gets rows and bytes now and then.
+/// Runs `plan` of `spec` and records it. `progress` gets rows and bytes now and then, `staged`
+/// the totals once, before delivery.
 pub fn execute(
     env: &Environment,
     state: &dyn StateStore,
@@ -29,6 +30,7 @@ pub fn execute(
     plan: &RunPlan,
     trigger: Trigger,
     progress: &mut dyn FnMut(u64, u64),
+    staged: &mut dyn FnMut(u64, u64),
 ) -> Result<RunReport, Error> {
     let start = RunStart {
         export: spec.name.clone(),
@@ -49,6 +51,7 @@ pub fn execute(
             plan,
             store.as_ref(),
             progress,
+            staged,
         )?)
     });
     match result {
@@ -78,6 +81,13 @@ pub fn execute(
             state.record_finish(&run_id, &outcome, Utc::now())?;
             Err(e)
         }
+    }
+}
+
+impl Error {
+    /// Whether a destination failed (as opposed to the run before delivery).
+    pub fn is_delivery(&self) -> bool {
+        matches!(self, Error::Run(pipeline::Error::Deliver { .. }))
     }
 }
 

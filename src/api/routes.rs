@@ -37,7 +37,7 @@ const TRIGGER_TIMEOUT: Duration = Duration::from_secs(10);
 const ROUTES: &str = "GET /healthz, GET /metrics, GET /v1/exports, GET /v1/exports/{name}, \
     GET /v1/runs, GET /v1/runs/{export}/{run}, POST /v1/exports/{name}/run, \
     GET /v1/runs/{export}/{run}/files, GET /v1/runs/{export}/{run}/files/{name}, \
-    POST /v1/runs/{export}/{run}/files/{name}/link, GET /v1/audit";
+    POST /v1/runs/{export}/{run}/files/{name}/link, GET /v1/audit, GET /v1/alerts";
 
 pub(super) fn router(state: ApiState) -> Router {
     Router::new()
@@ -57,6 +57,7 @@ pub(super) fn router(state: ApiState) -> Router {
             post(download_link),
         )
         .route("/v1/audit", get(audit_log))
+        .route("/v1/alerts", get(alerts))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn_with_state(
@@ -464,6 +465,16 @@ struct AuditQuery {
     action: Option<String>,
     since: Option<String>,
     limit: Option<String>,
+}
+
+/// `GET /v1/alerts`: open alerts and the latest ones sent or resolved.
+async fn alerts(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<crate::alerts::Snapshot>, ApiError> {
+    caller.require(&state, Permission::Read)?;
+    let alerts = read(&state).alerts.clone();
+    Ok(Json(alerts.snapshot()))
 }
 
 async fn audit_log(

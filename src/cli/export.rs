@@ -110,16 +110,24 @@ pub(super) fn run_with_progress(
     bar: Option<&indicatif::ProgressBar>,
 ) -> Result<crate::pipeline::RunReport, crate::runner::Error> {
     let started = std::time::Instant::now();
-    runner::execute(env, state, spec, plan, trigger, &mut |rows, bytes| {
-        if let Some(bar) = bar {
-            let secs = started.elapsed().as_secs_f64().max(0.001);
-            bar.set_message(format!(
-                "{rows} rows, {:.1} MB, {:.0} rows/s",
-                bytes as f64 / 1e6,
-                rows as f64 / secs
-            ));
-        }
-    })
+    runner::execute(
+        env,
+        state,
+        spec,
+        plan,
+        trigger,
+        &mut |rows, bytes| {
+            if let Some(bar) = bar {
+                let secs = started.elapsed().as_secs_f64().max(0.001);
+                bar.set_message(format!(
+                    "{rows} rows, {:.1} MB, {:.0} rows/s",
+                    bytes as f64 / 1e6,
+                    rows as f64 / secs
+                ));
+            }
+        },
+        &mut |_, _| {},
+    )
 }
 
 /// A spinner with rows, bytes and rate when stderr is a terminal.

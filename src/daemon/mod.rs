@@ -118,6 +118,8 @@ struct Daemon {
     /// When to look for runs whose holder's lease ran out.
     next_takeover_scan: DateTime<Utc>,
     sweeps: Sweeps,
+    /// Open alerts and where they go (shared with the registry for the API).
+    alerts: crate::alerts::SharedAlerter,
 }
 
 /// When retention sweeps run: after every run and every `[retention] interval_minutes`, one
@@ -165,8 +167,10 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("cannot open the state store: {e}"))?,
     );
     let registry: SharedRegistry = Arc::default();
+    let alerts = crate::alerts::SharedAlerter::default();
     if let Ok(mut r) = registry.write() {
         r.started_at = Some(Utc::now());
+        r.alerts = alerts.clone();
     }
     let mut daemon = Daemon {
         env: first.environment.clone(),
@@ -182,6 +186,7 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
         },
         claims_paused_until: None,
         next_takeover_scan: Utc::now(),
+        alerts,
     };
     daemon.apply(first, Utc::now());
     daemon.recover_interrupted_runs();
@@ -205,6 +210,7 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
             last_ping = std::time::Instant::now();
         }
         let now = Utc::now();
+        daemon.alerts.resend_due(now);
         if !shutting_down {
             daemon.take_over_expired(now);
             daemon.start_due_runs(now);
@@ -316,6 +322,22 @@ impl Daemon {
             }
         }
         self.env = outcome.environment.clone();
+        self.alerts
+            .configure(self.env.alerts.as_ref(), &self.env.connections);
+        let rejected: Vec<(String, Vec<String>)> = outcome
+            .rejected_files
+            .iter()
+            .map(|(name, file)| {
+                let errors = outcome
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.file == *file && d.is_error())
+                    .map(ToString::to_string)
+                    .collect();
+                (name.clone(), errors)
+            })
+            .collect();
+        self.alerts.definitions(&rejected);
         if let Ok(mut registry) = self.registry.write() {
             registry.prices = self.env.prices;
             registry.specs = outcome.active.clone();
@@ -664,6 +686,8 @@ impl Daemon {
         }
         self.sweeps.running = true;
         let specs: Vec<ExportSpec> = self.slots.values().map(|s| (*s.spec).clone()).collect();
+        let active = self.active_specs();
+        let alerts = self.alerts.clone();
         let env = self.env.clone();
         let state = self.state.clone();
         let tx = self.events.clone();
@@ -700,6 +724,8 @@ impl Daemon {
                 }
                 Err(e) => Err(format!("cannot claim the retention sweep: {e}")),
             };
+            // A sweep frees space: a quota alert may clear.
+            alerts.check_quotas(&active, state.as_ref());
             let _ = tx.send(Event::SweepFinished(Box::new(report)));
         });
     }
@@ -769,7 +795,14 @@ impl Daemon {
         }
     }
 
+    /// The accepted definitions.
+    fn active_specs(&self) -> Vec<Arc<ExportSpec>> {
+        self.slots.values().map(|s| s.spec.clone()).collect()
+    }
+
     fn start_run(&self, spec: Arc<ExportSpec>, nominal: DateTime<Utc>, trigger: Trigger) {
+        let alerts = self.alerts.clone();
+        let active = self.active_specs();
         let env = self.env.clone();
         let state = self.state.clone();
         let tx = self.events.clone();
@@ -779,9 +812,34 @@ impl Daemon {
             let lease = renew_lease(state.clone(), id.clone(), env.replica.clone(), env.lease);
             let watermark = state.watermark(&spec.name).ok().flatten();
             let plan = RunPlan::at(&spec, nominal, watermark);
-            let result =
-                runner::execute(&env, state.as_ref(), &spec, &plan, trigger, &mut |_, _| {})
-                    .map_err(|e| format!("{e:#}"));
+            let run_id = plan.run_id();
+            let result = runner::execute(
+                &env,
+                state.as_ref(),
+                &spec,
+                &plan,
+                trigger,
+                &mut |_, _| {},
+                &mut |rows, bytes| alerts.staged(&spec, &run_id, rows, bytes),
+            );
+            // Alerts never change a run's outcome: they are raised after it is recorded.
+            let result = match result {
+                Ok(report) => {
+                    alerts.run_finished(&spec.name, None);
+                    Ok(report)
+                }
+                Err(e) => {
+                    let text = format!("{e:#}");
+                    let cause = if e.is_delivery() {
+                        crate::alerts::Cause::DeliveryFailed
+                    } else {
+                        crate::alerts::Cause::RunFailed
+                    };
+                    alerts.run_finished(&spec.name, Some((cause, &text)));
+                    Err(text)
+                }
+            };
+            alerts.check_quotas(&active, state.as_ref());
             drop(lease);
             if let Err(e) = state.finish_claim(&id, &env.replica) {
                 warn!(run_id = %id, error = %e, "Cannot mark the claim on the run finished; another replica may run it again after the lease.");

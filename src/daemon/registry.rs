@@ -147,6 +147,9 @@ pub struct Registry {
     /// The accepted definitions, for decisions made from them (may a role download a run?).
     #[serde(skip)]
     pub specs: BTreeMap<String, std::sync::Arc<crate::config::ExportSpec>>,
+    /// Open and recent alerts.
+    #[serde(skip)]
+    pub alerts: crate::alerts::SharedAlerter,
 }
 
 impl Registry {

@@ -110,6 +110,42 @@ impl EmailDestination {
         })
     }
 
+    /// A sender of plain-text messages through `connection` to `recipients` (alerts), with
+    /// the same TLS, login and retries as run deliveries.
+    pub fn for_messages(
+        connection: &str,
+        recipients: &[String],
+        context: &Context,
+    ) -> Result<EmailDestination, Error> {
+        let def = EmailDeliver {
+            connection: connection.to_owned(),
+            recipients: recipients.to_vec(),
+            subject: None,
+            path: None,
+            max_size: None,
+            zip_password: None,
+            retention: None,
+        };
+        EmailDestination::new(&def, context)
+    }
+
+    /// Sends one plain-text message to the recipients.
+    pub fn send_text(&self, subject: &str, body: &str) -> Result<(), Error> {
+        let mut builder = Message::builder().from(self.from.clone()).subject(subject);
+        for recipient in &self.recipients {
+            builder = builder.to(recipient.clone());
+        }
+        let message = builder
+            .singlepart(SinglePart::plain(body.to_owned()))
+            .map_err(|e| Error::Config(format!("cannot build the email `{subject}`: {e}")))?;
+        let raw = message.formatted();
+        let what = format!("email `{subject}`");
+        super::retry(&self.policy, &what, |_| {
+            self.send_once(message.envelope(), &raw)
+                .map_err(|e| (e, None))
+        })
+    }
+
     /// The ledger key of one attachment.
     fn ledger_key(&self, attachment: &str) -> String {
         let to: Vec<String> = self

@@ -154,11 +154,53 @@ impl WebhookDestination {
         )
     }
 
-    fn prepare(&self, run: &RunUpload<'_>) -> Result<Prepared, Error> {
+    /// A destination that POSTs single JSON messages to the connection's URL, with the same
+    /// headers, signature and retries as run deliveries (alerts go through it).
+    pub fn for_messages(connection: &str, context: &Context) -> Result<WebhookDestination, Error> {
+        let def = WebhookDeliver {
+            connection: connection.to_owned(),
+            path: None,
+            headers: Default::default(),
+            batch_size: None,
+            retention: None,
+        };
+        WebhookDestination::new(&def, context)
+    }
+
+    /// POSTs one JSON document. `export`, `id` and `label` seed the idempotency key and fill
+    /// the `X-Exportd-Export` / `X-Exportd-Run` headers.
+    pub fn post_json(
+        &self,
+        export: &str,
+        id: &str,
+        label: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), Error> {
+        let prepared = self.prepare(&serde_json::Value::Null, export, id)?;
+        let body = serde_json::to_vec(body).unwrap_or_default();
+        let request = Request {
+            endpoint: &self.url,
+            label: label.to_owned(),
+            description: format!("message `{label}`"),
+            content_type: "application/json",
+            bytes: body.len() as u64,
+            sha256: hex::encode(Sha256::digest(&body)),
+            signature: prepared.signing_key.as_ref().map(|k| sign(k, &body)),
+            body: Body::Memory(body.into()),
+        };
+        self.post(export, id, &prepared, &request).map(|_| ())
+    }
+
+    fn prepare(
+        &self,
+        vars: &serde_json::Value,
+        export: &str,
+        run_id: &str,
+    ) -> Result<Prepared, Error> {
         let mut headers = HeaderMap::new();
         let mut secrets = Vec::new();
         for (name, template) in &self.header_templates {
-            let value = template.render(run.vars)?;
+            let value = template.render(vars)?;
             headers.insert(name.clone(), header_value(name, &value)?);
         }
         for (name, secret) in &self.secret_headers {
@@ -173,8 +215,8 @@ impl WebhookDestination {
             headers.insert(name.clone(), header);
             secrets.push(value);
         }
-        headers.insert("x-exportd-export", header_value_lossy(run.export));
-        headers.insert("x-exportd-run", header_value_lossy(run.run_id));
+        headers.insert("x-exportd-export", header_value_lossy(export));
+        headers.insert("x-exportd-run", header_value_lossy(run_id));
         let signing_key = self
             .signing_secret
             .as_ref()
@@ -250,7 +292,7 @@ impl WebhookDestination {
                     signature: prepared.signing_key.as_ref().map(|k| sign(k, &body)),
                     body: Body::Memory(body.into()),
                 };
-                delivered.push(self.post(run, prepared, &request)?);
+                delivered.push(self.post(run.export, run.run_id, prepared, &request)?);
             }
         }
         Ok(delivered)
@@ -283,7 +325,7 @@ impl WebhookDestination {
                 sha256: part.sha256.to_owned(),
                 signature,
             };
-            delivered.push(self.post(run, prepared, &request)?);
+            delivered.push(self.post(run.export, run.run_id, prepared, &request)?);
         }
         Ok(delivered)
     }
@@ -291,15 +333,13 @@ impl WebhookDestination {
     /// POSTs one request until it succeeds, fails permanently or runs out of attempts.
     fn post(
         &self,
-        run: &RunUpload<'_>,
+        export: &str,
+        run_id: &str,
         prepared: &Prepared,
         request: &Request<'_>,
     ) -> Result<Delivered, Error> {
-        let idempotency_key = idempotency_key(run.export, run.run_id, &request.label);
-        let what = format!(
-            "webhook {} of {}/{}",
-            request.description, run.export, run.run_id
-        );
+        let idempotency_key = idempotency_key(export, run_id, &request.label);
+        let what = format!("webhook {} of {export}/{run_id}", request.description);
         super::retry(&self.policy, &what, |_| {
             super::block_on(self.attempt(prepared, request, &idempotency_key))
         })?;
@@ -439,7 +479,7 @@ impl super::Destination for WebhookDestination {
     }
 
     fn send_run(&self, run: &RunUpload<'_>) -> Result<Vec<Delivered>, Error> {
-        let prepared = self.prepare(run)?;
+        let prepared = self.prepare(run.vars, run.export, run.run_id)?;
         let format = serde_json::from_value::<FormatKind>(run.format.into()).ok();
         let compression = serde_json::from_value::<CompressionKind>(run.compression.into()).ok();
         match (format, compression) {
