@@ -7,14 +7,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A daemon running on its own temporary directory, killed when dropped.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     dir: tempfile::TempDir,
     log: PathBuf,
 }
 
 impl Daemon {
-    fn start(files: &[(&str, &str)]) -> Daemon {
+    pub(crate) fn start(files: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         // Port 0: tests run in parallel; the daemon logs the address it got.
         write(
@@ -27,7 +27,7 @@ impl Daemon {
         Daemon::spawn(dir)
     }
 
-    fn spawn(dir: tempfile::TempDir) -> Daemon {
+    pub(crate) fn spawn(dir: tempfile::TempDir) -> Daemon {
         let log = dir.path().join("daemon.log");
         let _ = std::fs::remove_file(&log);
         let child = Command::new(env!("CARGO_BIN_EXE_exportd"))
@@ -57,7 +57,7 @@ impl Daemon {
     }
 
     /// The API address the daemon logged.
-    fn api(&self) -> String {
+    pub(crate) fn api(&self) -> String {
         let line = self.wait_for_log("HTTP API listening", Duration::from_secs(5));
         let start = line.find("address=").expect("address field") + "address=".len();
         line[start..]
@@ -68,7 +68,7 @@ impl Daemon {
     }
 
     /// One HTTP/1.1 request; returns (status, body).
-    fn http(&self, method: &str, path: &str) -> (u16, String) {
+    pub(crate) fn http(&self, method: &str, path: &str) -> (u16, String) {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(self.api()).expect("connect to the API");
         write!(
@@ -90,16 +90,16 @@ impl Daemon {
         (status, body.to_owned())
     }
 
-    fn path(&self, relative: &str) -> PathBuf {
+    pub(crate) fn path(&self, relative: &str) -> PathBuf {
         self.dir.path().join(relative)
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Waits until the log contains `needle` (counting occurrences after `skip` bytes).
-    fn wait_for_log_after(&self, skip: usize, needle: &str, limit: Duration) -> String {
+    pub(crate) fn wait_for_log_after(&self, skip: usize, needle: &str, limit: Duration) -> String {
         let deadline = Instant::now() + limit;
         loop {
             let text = self.log_text();
@@ -114,7 +114,7 @@ impl Daemon {
         }
     }
 
-    fn wait_for_log(&self, needle: &str, limit: Duration) -> String {
+    pub(crate) fn wait_for_log(&self, needle: &str, limit: Duration) -> String {
         self.wait_for_log_after(0, needle, limit)
     }
 
@@ -134,7 +134,7 @@ impl Drop for Daemon {
     }
 }
 
-fn write(path: &Path, text: &str) {
+pub(crate) fn write(path: &Path, text: &str) {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).expect("create dir");
     }

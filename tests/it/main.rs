@@ -1,6 +1,7 @@
 //! Integration tests: each module drives the real `exportd` binary through [`util::Test`].
 
 mod access;
+mod alerts;
 mod daemon;
 mod export;
 mod messages;

@@ -479,7 +479,7 @@ fn body_of(request: &Json) -> Vec<u8> {
 }
 
 /// Standard base64 (the receiver's encoding), without a crate for it.
-fn decode_base64(text: &str) -> Vec<u8> {
+pub(crate) fn decode_base64(text: &str) -> Vec<u8> {
     let value = |c: u8| match c {
         b'A'..=b'Z' => c - b'A',
         b'a'..=b'z' => c - b'a' + 26,

@@ -1,8 +1,10 @@
-//! `exportd retention` end to end on the local destination: real runs fill the ledger, their
-//! delivery times are moved into the past in the state store (simulated age: the only thing
-//! changed by hand), and the sweep must delete exactly the expired ledger objects.
+//! `exportd retention` end to end on the local destination, on S3 (moto) and on SFTP (sshd):
+//! real runs fill the ledger, their delivery times are moved into the past in the state store
+//! (simulated age: the only thing changed by hand), and the sweep must delete exactly the
+//! expired ledger objects.
 
 use crate::export::Workspace;
+use crate::util::service;
 use std::path::Path;
 
 const LEADS: &str = r#"{"id":"A","created_at":"2024-01-13T10:00:00Z","state":"CA"}
@@ -121,4 +123,248 @@ fn a_changed_file_is_skipped_and_reported_with_exit_status_1() {
         out.stdout
     );
     assert!(changed.exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Remote destinations: S3 (moto) and SFTP (sshd), same scenario
+// ---------------------------------------------------------------------------------------------
+
+/// Leads of four days, one run each.
+const FOUR_DAYS: &str = r#"{"id":"A","created_at":"2024-01-13T10:00:00Z","state":"CA"}
+{"id":"B","created_at":"2024-01-14T10:00:00Z","state":"TX"}
+{"id":"C","created_at":"2024-01-15T10:00:00Z","state":"NY"}
+{"id":"D","created_at":"2024-01-16T10:00:00Z","state":"WA"}
+"#;
+
+/// A remote destination as the test sees it through a client other than exportd's.
+trait Remote {
+    /// exportd.toml's `[connections.remote]`.
+    fn connection(&self) -> String;
+    /// The `[[deliver]]` table, objects under `prefix`.
+    fn deliver(&self, prefix: &str) -> String;
+    /// Every key under `prefix`, sorted, relative to it.
+    fn list(&self, prefix: &str) -> Vec<String>;
+    /// Writes `text` under `key` (a foreign object, or an edit of ours).
+    fn write(&self, key: &str, text: &str);
+}
+
+struct S3;
+
+impl S3 {
+    fn probe(args: &[&str]) -> String {
+        let output = std::process::Command::new(service("EXPORTD_TEST_S3_PYTHON"))
+            .arg(crate::util::repo_root().join("tests/services/s3_probe.py"))
+            .arg(service("EXPORTD_TEST_S3_ENDPOINT"))
+            .args(args)
+            .output()
+            .expect("running s3_probe.py");
+        assert!(
+            output.status.success(),
+            "s3_probe {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("UTF-8")
+    }
+}
+
+impl Remote for S3 {
+    fn connection(&self) -> String {
+        format!(
+            r#"
+[connections.remote]
+type = "s3"
+region = "us-east-1"
+endpoint = "{}"
+path_style = true
+allow_insecure = true
+access_key_id = {{ env = "EXPORTD_TEST_S3_ACCESS_KEY_ID" }}
+secret_access_key = {{ env = "EXPORTD_TEST_S3_SECRET_ACCESS_KEY" }}
+"#,
+            service("EXPORTD_TEST_S3_ENDPOINT")
+        )
+    }
+
+    fn deliver(&self, prefix: &str) -> String {
+        format!(
+            "to = \"s3\"\nconnection = \"remote\"\nbucket = \"{}\"\npath = \"{prefix}/{{{{date}}}}/leads.csv\"\n",
+            service("EXPORTD_TEST_S3_BUCKET")
+        )
+    }
+
+    fn list(&self, prefix: &str) -> Vec<String> {
+        let keys: Vec<String> = serde_json::from_str(&S3::probe(&[
+            "list",
+            &service("EXPORTD_TEST_S3_BUCKET"),
+            &format!("{prefix}/"),
+        ]))
+        .expect("a JSON list");
+        let mut keys: Vec<String> = keys
+            .into_iter()
+            .map(|k| k[prefix.len() + 1..].to_owned())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    fn write(&self, key: &str, text: &str) {
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), text).expect("write");
+        S3::probe(&[
+            "put",
+            &service("EXPORTD_TEST_S3_BUCKET"),
+            key,
+            file.path().to_str().expect("UTF-8"),
+        ]);
+    }
+}
+
+/// The SFTP server's files are a directory on this machine: the test reads and writes them
+/// directly, as another user of the server would.
+struct Sftp;
+
+impl Remote for Sftp {
+    fn connection(&self) -> String {
+        format!(
+            "[connections.remote]\ntype = \"sftp\"\nhost = \"127.0.0.1\"\nport = {}\nusername = \"root\"\nprivate_key = {{ file = \"{}\" }}\nknown_hosts = \"{}\"\ntimeout_seconds = 10\n",
+            service("EXPORTD_TEST_SFTP_PORT"),
+            service("EXPORTD_TEST_SFTP_CLIENT_KEY"),
+            service("EXPORTD_TEST_SFTP_KNOWN_HOSTS"),
+        )
+    }
+
+    fn deliver(&self, prefix: &str) -> String {
+        format!(
+            "to = \"sftp\"\nconnection = \"remote\"\npath = \"{prefix}/{{{{date}}}}/leads.csv\"\n"
+        )
+    }
+
+    fn list(&self, prefix: &str) -> Vec<String> {
+        fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(root, &path, out);
+                } else {
+                    let relative = path.strip_prefix(root).expect("under root");
+                    out.push(relative.to_string_lossy().into_owned());
+                }
+            }
+        }
+        let root = Path::new(&service("EXPORTD_TEST_SFTP_FILES")).join(prefix);
+        let mut out = Vec::new();
+        walk(&root, &root, &mut out);
+        out.sort();
+        out
+    }
+
+    fn write(&self, key: &str, text: &str) {
+        let path = Path::new(&service("EXPORTD_TEST_SFTP_FILES")).join(key);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+}
+
+/// Four daily runs to `remote`; the three oldest aged past `retention = "30d"` (the newest of
+/// those still protected by `keep_last = 2`), the newest left young. One expired file is edited
+/// on the server and a foreign file is planted among the expired ones.
+fn remote_sweep(remote: &dyn Remote, test: &str) {
+    let prefix = format!("retention-{test}-{}-{}", std::process::id(), unique_nanos());
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.path().join("exportd.toml"),
+        format!("[retention]\nkeep_last = 2\n{}", remote.connection()),
+    )
+    .expect("exportd.toml");
+    let definition = format!(
+        "schedule = \"daily at 02:00\"\nwindow = \"previous_day\"\n[format]\ntype = \"csv\"\n[[deliver]]\n{}retention = \"30d\"\n",
+        remote.deliver(&prefix)
+    );
+    ws.ingest(FOUR_DAYS).definition("daily", &definition);
+    for day in 14..=17 {
+        ws.export("daily", &format!("2024-01-{day}T02:00:00Z"))
+            .success();
+    }
+    let delivered = [
+        "2024-01-13/_manifest.json",
+        "2024-01-13/leads.csv",
+        "2024-01-14/_manifest.json",
+        "2024-01-14/leads.csv",
+        "2024-01-15/_manifest.json",
+        "2024-01-15/leads.csv",
+        "2024-01-16/_manifest.json",
+        "2024-01-16/leads.csv",
+    ];
+    assert_eq!(remote.list(&prefix), delivered);
+    age_run(&ws, "daily/20240114T020000Z", 90);
+    age_run(&ws, "daily/20240115T020000Z", 80);
+    age_run(&ws, "daily/20240116T020000Z", 70);
+    remote.write(&format!("{prefix}/2024-01-13/notes.txt"), "not exportd's\n");
+    remote.write(
+        &format!("{prefix}/2024-01-14/leads.csv"),
+        "lead_id,state\nB,TX\nedited by hand on the server\n",
+    );
+    let mut planted: Vec<String> = delivered.iter().map(|k| (*k).to_owned()).collect();
+    planted.push("2024-01-13/notes.txt".into());
+    planted.sort();
+
+    let dry = ws
+        .exportd()
+        .args(["retention", "--dry-run"])
+        .run()
+        .failure();
+    assert!(
+        dry.stdout
+            .contains("would delete 3 object(s); 1 skipped; 2 kept by keep_last"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(remote.list(&prefix), planted, "a dry run deletes nothing");
+
+    let swept = ws.exportd().args(["retention"]).run().failure();
+    let text = &swept.stdout;
+    assert!(
+        text.contains("deleted 3 object(s); 1 skipped; 2 kept by keep_last"),
+        "{text}"
+    );
+    let skipped: Vec<&str> = text.lines().filter(|l| l.contains("SKIPPED")).collect();
+    assert_eq!(skipped.len(), 1, "{text}");
+    assert!(
+        skipped[0].contains("2024-01-14/leads.csv")
+            && skipped[0].contains("changed since delivery"),
+        "{text}"
+    );
+    assert_eq!(
+        remote.list(&prefix),
+        [
+            "2024-01-13/notes.txt",
+            "2024-01-14/leads.csv",
+            "2024-01-15/_manifest.json",
+            "2024-01-15/leads.csv",
+            "2024-01-16/_manifest.json",
+            "2024-01-16/leads.csv",
+        ],
+        "expired objects gone; the foreign file, the edited file, the keep_last run and the young run stay"
+    );
+    assert_eq!(
+        sql_run(&ws, "SELECT state FROM runs ORDER BY nominal;"),
+        "expired\ncompleted\ncompleted\ncompleted\n",
+        "only the run whose objects are all gone is expired"
+    );
+}
+
+fn unique_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos()
+}
+
+#[test]
+fn s3_retention_deletes_expired_objects_and_spares_foreign_changed_and_protected_ones() {
+    remote_sweep(&S3, "s3");
+}
+
+#[test]
+fn sftp_retention_deletes_expired_objects_and_spares_foreign_changed_and_protected_ones() {
+    remote_sweep(&Sftp, "sftp");
 }

@@ -4,6 +4,7 @@ usage: s3_probe.py ENDPOINT head BUCKET KEY          -> JSON of the object's hea
        s3_probe.py ENDPOINT get BUCKET KEY FILE      -> downloads the object to FILE
        s3_probe.py ENDPOINT list BUCKET PREFIX       -> JSON list of keys
        s3_probe.py ENDPOINT uploads BUCKET           -> JSON count of unfinished multipart uploads
+       s3_probe.py ENDPOINT put BUCKET KEY FILE      -> uploads FILE as KEY (a foreign or edited object)
 """
 import json, sys
 import boto3
@@ -28,3 +29,5 @@ elif command == "list":
     print(json.dumps([o["Key"] for p in pages for o in p.get("Contents", [])]))
 elif command == "uploads":
     print(json.dumps(len(s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []))))
+elif command == "put":
+    s3.upload_file(rest[1], bucket, rest[0])
