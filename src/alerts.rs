@@ -229,7 +229,9 @@ impl Book {
     }
 }
 
-/// Where alerts go.
+/// Where alerts go. Built once per reload and shared behind an `Arc`, so the size of the
+/// variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Channel {
     Webhook(WebhookDestination),
     Email(EmailDestination),

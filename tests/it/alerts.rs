@@ -275,7 +275,7 @@ quota_alert_fraction = 0.5
     let log = daemon.log_text();
     let position = |wanted: &dyn Fn(&str) -> bool| {
         log.lines()
-            .position(|l| wanted(l))
+            .position(wanted)
             .unwrap_or_else(|| panic!("not logged:\n{log}"))
     };
     let first_large = position(&|l| l.contains("Alert.") && l.contains("large_export"));
