@@ -193,6 +193,11 @@ impl Book {
         due
     }
 
+    /// When the next open alert is due again.
+    pub fn next_due(&self, repeat: chrono::Duration) -> Option<DateTime<Utc>> {
+        self.open.values().map(|a| a.last_sent_at + repeat).min()
+    }
+
     /// Subjects with an open alert of `cause`.
     pub fn open_subjects(&self, cause: Cause) -> Vec<String> {
         self.open
@@ -371,9 +376,11 @@ impl Alerter {
             fraction: config
                 .quota_alert_fraction
                 .unwrap_or(DEFAULT_QUOTA_FRACTION),
-            repeat: chrono::Duration::hours(i64::from(
-                config.repeat_hours.unwrap_or(DEFAULT_REPEAT_HOURS),
-            )),
+            repeat: test_repeat().unwrap_or_else(|| {
+                chrono::Duration::hours(i64::from(
+                    config.repeat_hours.unwrap_or(DEFAULT_REPEAT_HOURS),
+                ))
+            }),
         };
         let context = crate::deliver::Context {
             output_dir: Default::default(),
@@ -435,6 +442,12 @@ impl Alerter {
         for alert in due {
             self.dispatch(alert, channel.clone());
         }
+    }
+
+    /// When [`Alerter::resend_due`] next has something to send, so the event loop wakes then.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        let inner = self.lock();
+        inner.book.next_due(inner.settings.repeat)
     }
 
     /// After staging, before delivery: raises or clears `large_export` for the run's totals.
@@ -586,6 +599,15 @@ impl Alerter {
     }
 }
 
+/// TEST ONLY: `EXPORTD_TEST_ALERT_REPEAT_SECONDS=N` replaces `repeat_hours`, so an integration
+/// test can watch an open alert being sent again. Unset in production; it has no other effect.
+fn test_repeat() -> Option<chrono::Duration> {
+    std::env::var("EXPORTD_TEST_ALERT_REPEAT_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+        .map(chrono::Duration::seconds)
+}
+
 /// Bytes per connection name (`local` for local destinations) over the active exports'
 /// destinations. Ledger entries of removed definitions are not attributed.
 pub fn usage_by_connection(
@@ -642,6 +664,7 @@ mod tests {
                 .is_some()
         );
         assert_eq!(book.due(t(5), repeat), Vec::new());
+        assert_eq!(book.next_due(repeat), Some(t(6)));
         let again = book.raise("daily", Cause::RunFailed, "still", t(6), repeat);
         let again = again.expect("sent again after repeat");
         assert_eq!((again.sends, again.opened_at), (2, t(0)));

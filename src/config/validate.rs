@@ -138,6 +138,7 @@ pub fn check_daemon(file: &Path, text: &str) -> (Option<DaemonConfig>, Vec<Diagn
                 &config,
             )),
         }
+        diags.extend(alerts_problems(&source, alerts, &config));
     }
     for (name, connection) in &config.connections {
         diags.extend(connection_problems(&source, name, connection));
@@ -782,6 +783,51 @@ fn looks_like_address(address: &str) -> bool {
     !local.is_empty() && domain.contains('.') && !address.contains(char::is_whitespace)
 }
 
+/// `[alerts]` beyond its connection's type: recipients for smtp, a fraction in (0, 1], quotas
+/// of connections that exist.
+fn alerts_problems(
+    source: &Source<'_>,
+    alerts: &crate::config::daemon::AlertsConfig,
+    config: &DaemonConfig,
+) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    if matches!(
+        config.connections.get(&alerts.connection),
+        Some(ConnectionConfig::Smtp(_))
+    ) && alerts.recipients.is_empty()
+    {
+        diags.push(source.error_at(
+            &path!["alerts", "connection"],
+            Part::Value,
+            format!(
+                "alerts through smtp connection `{}` need `recipients = [\"oncall@example.com\"]` in [alerts]",
+                alerts.connection
+            ),
+        ));
+    }
+    if let Some(fraction) = alerts.quota_alert_fraction
+        && !(fraction > 0.0 && fraction <= 1.0)
+    {
+        diags.push(source.error_at(
+            &path!["alerts", "quota_alert_fraction"],
+            Part::Value,
+            format!("`quota_alert_fraction` {fraction} must be above 0 and at most 1 (0.8 alerts at 80%)"),
+        ));
+    }
+    for name in alerts.quotas.keys() {
+        if name != "local" && !config.connections.contains_key(name) {
+            diags.push(source.error_at(
+                &path!["alerts", "quotas", name.as_str()],
+                Part::Key,
+                format!(
+                    "`{name}` in [alerts] quotas is neither `local` nor a connection: name a [connections.NAME] your exports deliver to"
+                ),
+            ));
+        }
+    }
+    diags
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -953,5 +999,43 @@ mod endpoint_tests {
         assert_eq!(problems(azure).len(), 1);
         let gcs = "type = \"gcs\"\nendpoint = \"ftp://127.0.0.1\"\nallow_insecure = true";
         assert!(problems(gcs)[0].contains("https://"));
+    }
+
+    #[test]
+    fn alerts_need_recipients_for_smtp_a_sane_fraction_and_known_quota_names() {
+        let smtp = "[connections.relay]\ntype = \"smtp\"\nhost = \"smtp.example.com\"\nfrom = \"x@example.com\"\n";
+        let check = |alerts: &str| -> Vec<String> {
+            let text = format!("{smtp}[alerts]\nconnection = \"relay\"\n{alerts}");
+            check_daemon(Path::new("exportd.toml"), &text)
+                .1
+                .into_iter()
+                .filter(|d| d.is_error())
+                .map(|d| format!("{}: {}", d.line, d.message))
+                .collect()
+        };
+        assert_eq!(
+            check(
+                "recipients = [\"a@example.com\"]\nquotas = { local = \"1GB\", relay = 10 }\nquota_alert_fraction = 1.0\n"
+            ),
+            Vec::<String>::new()
+        );
+        let missing = check("");
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        assert!(
+            missing[0].starts_with("6: ") && missing[0].contains("recipients"),
+            "{missing:?}"
+        );
+        let wrong = check(
+            "recipients = [\"a@example.com\"]\nquota_alert_fraction = 80\nquotas = { archive = \"1TB\" }\n",
+        );
+        assert_eq!(wrong.len(), 2, "{wrong:?}");
+        assert!(
+            wrong[0].starts_with("8: ") && wrong[0].contains("at most 1"),
+            "{wrong:?}"
+        );
+        assert!(
+            wrong[1].starts_with("9: ") && wrong[1].contains("`archive`"),
+            "{wrong:?}"
+        );
     }
 }

@@ -237,6 +237,7 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
             .map(|t| t.max(daemon.claims_paused_until.unwrap_or(t)))
             .into_iter()
             .chain([daemon.next_takeover_scan])
+            .chain(daemon.alerts.next_due())
             .min()
             .map(|t| (t - Utc::now()).to_std().unwrap_or_default())
             .unwrap_or(std::time::Duration::from_secs(60))

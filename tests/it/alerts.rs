@@ -57,8 +57,8 @@ const BROKEN_AGAIN: &str = "window = \"all\"\n[[deliver]]\nto = \"nowhere\"\n";
 /// Valid.
 const FIXED: &str = "window = \"all\"\n[[deliver]]\nto = \"local\"\npath = \"fixed.csv\"\n";
 
-/// A daemon on a directory holding `config`, `files` and the five leads.
-fn daemon(config: &str, files: &[(&str, &str)]) -> Daemon {
+/// A daemon on a directory holding `config`, `files` and the five leads, with `env`.
+fn daemon(config: &str, files: &[(&str, &str)], env: &[(&str, &str)]) -> Daemon {
     let dir = tempfile::Builder::new()
         .prefix("exportd-alerts-")
         .tempdir()
@@ -75,7 +75,7 @@ fn daemon(config: &str, files: &[(&str, &str)]) -> Daemon {
     for (name, text) in files {
         write(&dir.path().join(name), text);
     }
-    Daemon::spawn(dir)
+    Daemon::spawn_with(dir, env)
 }
 
 /// Triggers a run of `export` through the API and waits until it is logged as finished.
@@ -216,8 +216,6 @@ quotas = {{ local = 100 }}
 quota_alert_fraction = 0.5
 "#
     );
-    // SAFETY of the test: the variable names are unique to this test; the daemon inherits them.
-    unsafe { std::env::set_var("EXPORTD_TEST_ALERT_SECRET", "alert-signing-key") };
     let sink = "window = \"all\"\n[format]\ntype = \"ndjson\"\n[[deliver]]\nto = \"webhook\"\nconnection = \"sink\"\n";
     let daemon = daemon(
         &config,
@@ -227,6 +225,7 @@ quota_alert_fraction = 0.5
             ("exports.d/sink.toml", sink),
             ("exports.d/broken.toml", BROKEN),
         ],
+        &[("EXPORTD_TEST_ALERT_SECRET", "alert-signing-key")],
     );
     let received = || webhook_alerts(&alerts_path, "alert-signing-key");
 
@@ -326,6 +325,54 @@ quota_alert_fraction = 0.5
     assert_eq!(alerts.len(), 7, "{alerts:#?}");
 }
 
+#[test]
+fn an_alert_still_open_is_sent_again_after_the_repeat_interval_and_not_before() {
+    let base = format!("/{}", unique("repeat"));
+    let hook = service("EXPORTD_TEST_WEBHOOK_URL");
+    let alerts_path = format!("{base}/alerts");
+    let config = format!(
+        "[http]\nlisten = \"127.0.0.1:0\"\n[connections.alerts]\ntype = \"webhook\"\nurl = \"{hook}{alerts_path}\"\nallow_insecure = true\nsigning_secret = {{ env = \"EXPORTD_TEST_ALERT_SECRET\" }}\n[alerts]\nconnection = \"alerts\"\n"
+    );
+    // `repeat_hours` shortened to 4 s (test hook): the broken file stays broken throughout.
+    let _daemon = daemon(
+        &config,
+        &[("exports.d/broken.toml", BROKEN)],
+        &[
+            ("EXPORTD_TEST_ALERT_SECRET", "k"),
+            ("EXPORTD_TEST_ALERT_REPEAT_SECONDS", "4"),
+        ],
+    );
+    let received = || webhook_alerts(&alerts_path, "k");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while received().len() < 3 {
+        assert!(Instant::now() < deadline, "not repeated: {:#?}", received());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let alerts = received();
+    let sent: Vec<chrono::DateTime<chrono::FixedOffset>> = alerts
+        .iter()
+        .map(|a| chrono::DateTime::parse_from_rfc3339(a["sent_at"].as_str().unwrap()).unwrap())
+        .collect();
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a["cause"] == "definition_rejected" && a["subject"] == "broken")
+    );
+    assert_eq!(alerts[0]["repeat"], false);
+    assert_eq!(alerts[1]["repeat"], true);
+    assert_eq!(
+        alerts[0]["opened_at"], alerts[2]["opened_at"],
+        "the same alert"
+    );
+    for pair in sent.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= chrono::Duration::seconds(4) && gap < chrono::Duration::seconds(8),
+            "repeats every 4 s, never sooner: {sent:?}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Email
 // ---------------------------------------------------------------------------------------------
@@ -388,6 +435,7 @@ large_export_rows = 3
             ("exports.d/nokey.toml", NO_KEY),
             ("exports.d/broken.toml", BROKEN),
         ],
+        &[],
     );
     for export in ["big", "big", "nokey", "nokey"] {
         run(&daemon, export);

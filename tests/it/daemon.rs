@@ -28,6 +28,11 @@ impl Daemon {
     }
 
     pub(crate) fn spawn(dir: tempfile::TempDir) -> Daemon {
+        Daemon::spawn_with(dir, &[])
+    }
+
+    /// Starts the daemon with extra environment variables (secrets, test hooks).
+    pub(crate) fn spawn_with(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Daemon {
         let log = dir.path().join("daemon.log");
         let _ = std::fs::remove_file(&log);
         let child = Command::new(env!("CARGO_BIN_EXE_exportd"))
@@ -36,6 +41,7 @@ impl Daemon {
             .env_remove("EXPORTD_CONFIG")
             .env("EXPORTD_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
