@@ -69,6 +69,15 @@ pub enum Cause {
 }
 
 impl Cause {
+    /// Every cause, for metrics that list them all (zeros included).
+    pub const ALL: [Cause; 5] = [
+        Cause::RunFailed,
+        Cause::DeliveryFailed,
+        Cause::LargeExport,
+        Cause::Quota,
+        Cause::DefinitionRejected,
+    ];
+
     /// The name in messages and JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -506,6 +515,13 @@ impl Alerter {
         }
     }
 
+    /// An export was removed: its run alerts can no longer clear by themselves.
+    pub fn export_removed(&self, export: &str) {
+        for cause in [Cause::RunFailed, Cause::DeliveryFailed, Cause::LargeExport] {
+            self.clear(export, cause);
+        }
+    }
+
     /// After a reload: `rejected` lists the files rejected now (export name, errors); every
     /// other open `definition_rejected` alert clears.
     pub fn definitions(self: &Arc<Self>, rejected: &[(String, Vec<String>)]) {
@@ -533,6 +549,13 @@ impl Alerter {
             let inner = self.lock();
             (inner.settings.quotas.clone(), inner.settings.fraction)
         };
+        // A quota removed from the configuration no longer holds.
+        let open = self.lock().book.open_subjects(Cause::Quota);
+        for connection in open {
+            if !quotas.contains_key(&connection) {
+                self.clear(&connection, Cause::Quota);
+            }
+        }
         if quotas.is_empty() {
             return;
         }

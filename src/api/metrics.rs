@@ -135,6 +135,21 @@ pub fn render(registry: &Registry, costs: &[crate::cost::Cost]) -> String {
     );
 
     out.family(
+        "exportd_alerts_open",
+        "gauge",
+        "Alerts whose cause still holds, by cause (see GET /v1/alerts).",
+    );
+    let open = registry.alerts.snapshot().open;
+    for cause in crate::alerts::Cause::ALL {
+        let n = open.iter().filter(|a| a.cause == cause).count();
+        out.sample(
+            "exportd_alerts_open",
+            &[("cause", cause.as_str())],
+            n as f64,
+        );
+    }
+
+    out.family(
         "exportd_exports",
         "gauge",
         "Exports known to the daemon, by condition.",

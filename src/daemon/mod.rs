@@ -353,6 +353,7 @@ impl Daemon {
             },
         );
         for name in &outcome.diff.removed {
+            self.alerts.export_removed(name);
             if let Some(slot) = self.slots.remove(name)
                 && slot.spec.def.on_remove == crate::config::export::OnRemove::Delete
             {

@@ -287,6 +287,17 @@ quota_alert_fraction = 0.5
     let snapshot: Json = serde_json::from_str(&body).expect("JSON");
     assert_eq!(snapshot["configured"], true);
     assert_eq!(snapshot["open"].as_array().map(Vec::len), Some(5), "{body}");
+    let (_, metrics) = daemon.http("GET", "/metrics");
+    for cause in [
+        "run_failed",
+        "delivery_failed",
+        "large_export",
+        "quota",
+        "definition_rejected",
+    ] {
+        let line = format!("exportd_alerts_open{{cause=\"{cause}\"}} 1");
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
 
     // Causes that go away close their alerts; the next occurrence is a new alert.
     run(&daemon, "sink"); // the sink accepts now
