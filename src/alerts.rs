@@ -298,11 +298,10 @@ pub fn subject(alert: &Alert) -> String {
 
 fn body(alert: &Alert) -> String {
     format!(
-        "{}\n\nCause:   {}\n{}:{}{}\nOpened:  {}\nSent:    {}\n\nThis alert is sent again every repeat_hours while its cause holds.\nSent by exportd {}.\n",
+        "{}\n\nCause:   {}\n{:<8} {}\nOpened:  {}\nSent:    {}\n\nThis alert is sent again every repeat_hours while its cause holds.\nSent by exportd {}.\n",
         alert.message,
         alert.cause.as_str(),
-        alert.cause.subject_kind(),
-        " ".repeat(9usize.saturating_sub(alert.cause.subject_kind().len() + 1)),
+        format!("{}:", alert.cause.subject_kind()),
         alert.subject,
         alert.opened_at.to_rfc3339(),
         alert.last_sent_at.to_rfc3339(),

@@ -388,8 +388,8 @@ fn an_alert_still_open_is_sent_again_after_the_repeat_interval_and_not_before() 
 // Email
 // ---------------------------------------------------------------------------------------------
 
-/// Subjects of the messages in the relay's Maildir addressed to `recipient`.
-fn mail_subjects(recipient: &str) -> Vec<String> {
+/// (subject, body) of the messages in the relay's Maildir addressed to `recipient`.
+fn mails(recipient: &str) -> Vec<(String, String)> {
     let into = tempfile::tempdir().expect("temp dir");
     let output = std::process::Command::new("python3")
         .arg(repo_root().join("tests/services/readmail.py"))
@@ -404,7 +404,12 @@ fn mail_subjects(recipient: &str) -> Vec<String> {
         .as_array()
         .expect("a list")
         .iter()
-        .map(|m| m["subject"].as_str().unwrap_or_default().to_owned())
+        .map(|m| {
+            (
+                m["subject"].as_str().unwrap_or_default().to_owned(),
+                m["body"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -452,9 +457,10 @@ large_export_rows = 3
         run(&daemon, export);
     }
     edit(&daemon, "exports.d/broken.toml", BROKEN_AGAIN);
-    settle(|| mail_subjects(&recipient).len(), 3);
-    let mut subjects = mail_subjects(&recipient);
-    subjects.sort();
+    settle(|| mails(&recipient).len(), 3);
+    let mut messages = mails(&recipient);
+    messages.sort();
+    let subjects: Vec<&str> = messages.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(
         subjects,
         [
@@ -463,4 +469,13 @@ large_export_rows = 3
             "exportd alert: run_failed of export `nokey`",
         ]
     );
+    let (_, body) = &messages[2];
+    assert!(
+        body.contains("export `nokey` failed")
+            && body.contains("EXPORTD_TEST_ALERTS_UNSET_KEY")
+            && body.contains("export:  nokey"),
+        "{body}"
+    );
+    let (_, body) = &messages[1];
+    assert!(body.contains("5 rows (more than 3)"), "{body}");
 }
