@@ -343,6 +343,15 @@ struct Inner {
 #[derive(Default)]
 pub struct Alerter {
     inner: Mutex<Inner>,
+    /// The queue of the sending thread, started with the first alert.
+    outbox: std::sync::OnceLock<Mutex<std::sync::mpsc::Sender<Job>>>,
+}
+
+/// One alert to send, and where its outcome is recorded.
+struct Job {
+    alert: Alert,
+    channel: Arc<Channel>,
+    alerter: Arc<Alerter>,
 }
 
 impl std::fmt::Debug for Alerter {
@@ -597,28 +606,56 @@ impl Alerter {
         }
     }
 
-    /// Sends on a thread of its own: a slow or failing receiver never holds up a run or the
-    /// event loop.
+    /// Queues the alert for the sending thread: a slow or failing receiver never holds up a
+    /// run or the event loop, and a burst of alerts (the store down for every export) is sent
+    /// one after the other by one thread instead of a thread each.
     fn dispatch(self: &Arc<Self>, alert: Alert, channel: Option<Arc<Channel>>) {
         warn!(subject = %alert.subject, cause = alert.cause.as_str(), sends = alert.sends, message = %alert.message, "Alert.");
         let Some(channel) = channel else {
             return;
         };
-        let this = self.clone();
-        std::thread::spawn(move || {
-            let error = match channel.send(&alert) {
-                Ok(()) => {
-                    info!(subject = %alert.subject, cause = alert.cause.as_str(), "Alert sent.");
-                    None
-                }
-                Err(e) => {
-                    warn!(subject = %alert.subject, cause = alert.cause.as_str(), error = %e, "Cannot send the alert; it is sent again when its cause is raised after repeat_hours.");
-                    Some(e.to_string())
-                }
-            };
-            this.lock().book.sent(&alert.subject, alert.cause, error);
+        let outbox = self.outbox.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<Job>();
+            std::thread::Builder::new()
+                .name("exportd-alerts".into())
+                .spawn(move || {
+                    for job in rx {
+                        send(job);
+                    }
+                })
+                .expect("cannot start the alert thread");
+            Mutex::new(tx)
         });
+        let job = Job {
+            alert,
+            channel,
+            alerter: self.clone(),
+        };
+        let sender = outbox.lock().unwrap_or_else(|e| e.into_inner());
+        if sender.send(job).is_err() {
+            warn!("The alert thread stopped; alerts are only recorded (GET /v1/alerts).");
+        }
     }
+}
+
+/// Sends one alert and records the outcome on it.
+fn send(job: Job) {
+    let Job {
+        alert,
+        channel,
+        alerter,
+    } = job;
+    let error = match channel.send(&alert) {
+        Ok(()) => {
+            info!(subject = %alert.subject, cause = alert.cause.as_str(), "Alert sent.");
+            None
+        }
+        Err(e) => {
+            warn!(subject = %alert.subject, cause = alert.cause.as_str(), error = %e, "Cannot send the alert; it is sent again after repeat_hours if its cause still holds.");
+            Some(e.to_string())
+        }
+    };
+    alerter.lock().book.sent(&alert.subject, alert.cause, error);
 }
 
 /// TEST ONLY: `EXPORTD_TEST_ALERT_REPEAT_SECONDS=N` replaces `repeat_hours`, so an integration
