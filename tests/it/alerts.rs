@@ -384,6 +384,48 @@ fn an_alert_still_open_is_sent_again_after_the_repeat_interval_and_not_before() 
     }
 }
 
+#[test]
+fn a_receiver_that_refuses_alerts_never_breaks_the_run_and_the_error_is_shown() {
+    let base = format!("/{}", unique("refused"));
+    let hook = service("EXPORTD_TEST_WEBHOOK_URL");
+    let alerts_path = format!("{base}/alerts");
+    // 400 is permanent: the send fails at once.
+    script(&alerts_path, serde_json::json!([{"status": 400}]));
+    let config = format!(
+        "[http]\nlisten = \"127.0.0.1:0\"\n[connections.alerts]\ntype = \"webhook\"\nurl = \"{hook}{alerts_path}\"\nallow_insecure = true\n[alerts]\nconnection = \"alerts\"\n"
+    );
+    let daemon = daemon(&config, &[("exports.d/big.toml", BIG)], &[]);
+    run(&daemon, "big");
+    let log = daemon.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("Run completed") && l.contains("export=big")),
+        "{log}"
+    );
+    let delivered = std::fs::read_dir(daemon.path("var/exports/big"))
+        .expect("the run delivered")
+        .count();
+    assert!(delivered >= 1);
+    daemon.wait_for_log("Cannot send the alert", Duration::from_secs(20));
+    // The error is recorded on the alert right after it is logged.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = daemon.http("GET", "/v1/alerts");
+        let snapshot: Json = serde_json::from_str(&body).expect("JSON");
+        let open = &snapshot["open"][0];
+        assert_eq!(open["cause"], "large_export", "{body}");
+        if open["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("400")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no error recorded: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Email
 // ---------------------------------------------------------------------------------------------
