@@ -3,6 +3,7 @@
 mod access;
 mod daemon;
 mod export;
+mod page;
 mod retention;
 mod systemd;
 mod util;
