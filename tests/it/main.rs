@@ -1,6 +1,7 @@
 //! Integration tests: each module drives the real `exportd` binary through [`util::Test`].
 
 mod access;
+mod cli;
 mod daemon;
 mod export;
 mod page;
