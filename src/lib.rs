@@ -12,6 +12,7 @@ pub mod cli;
 pub mod compress;
 pub mod config;
 pub mod cost;
+pub mod deftest;
 pub mod daemon;
 pub mod deliver;
 pub mod fields;

@@ -15,6 +15,7 @@ mod retention;
 mod run;
 mod schema;
 mod status;
+mod test;
 mod token;
 mod validate;
 
@@ -89,6 +90,9 @@ pub enum Command {
     /// Show the audit log: API requests, deliveries, retention deletions, reloads.
     #[command(after_help = "Example:\n  exportd audit --action delivery --since 2024-01-01T00:00:00Z")]
     Audit(audit::Args),
+    /// Run the definitions' [[tests]]: fixture rows through filter, columns and masks, in memory.
+    #[command(after_help = "Example:\n  exportd test exports.d/")]
+    Test(test::Args),
     /// Print a shell completion script (bash, zsh or fish).
     #[command(
         after_help = "Example:\n  exportd completions bash > /etc/bash_completion.d/exportd\n  exportd completions zsh > ~/.zfunc/_exportd\n  exportd completions fish > ~/.config/fish/completions/exportd.fish"
@@ -126,6 +130,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Retention(args) => retention::cmd(&paths, args),
         Command::Token(args) => token::cmd(args),
         Command::Audit(args) => audit::cmd(&paths, args),
+        Command::Test(args) => test::cmd(&paths, args),
         Command::Completions(args) => completions::cmd(args),
         Command::Man => completions::man(),
     }

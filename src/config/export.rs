@@ -81,6 +81,52 @@ pub struct ExportDef {
     /// still expire by their retention) or `delete`.
     #[serde(default)]
     pub on_remove: OnRemove,
+    /// Definition tests run by `exportd test`: fixture rows go through this export's filter,
+    /// columns, computed columns and masks in memory (no store, no destination), and the output
+    /// is checked, so a config repository's CI can prove its PII rules.
+    #[serde(default)]
+    pub tests: Vec<TestDef>,
+}
+
+/// One `[[tests]]` block: fixture rows in, assertions on the rows that come out.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestDef {
+    /// What the test proves, printed by `exportd test`.
+    pub name: String,
+    /// Fixture rows given inline, each a table of store fields:
+    /// `rows = [{ email = "ann@example.com", state = "CA" }]`. Strings of fields named
+    /// `*_at` or `timestamp` are read as timestamps.
+    #[serde(default)]
+    pub rows: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// An NDJSON file of fixture rows (one JSON object per line), relative to the definition
+    /// file; used in addition to `rows`.
+    #[serde(default)]
+    pub fixture: Option<String>,
+    /// The exact output rows, in order, each with every output column:
+    /// `expect = [{ email = "a***@example.com", state = "CA" }]`.
+    #[serde(default)]
+    pub expect: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
+    /// The exact output header, in order.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// How many rows pass the filter.
+    #[serde(default)]
+    pub row_count: Option<u64>,
+    /// Text that must appear in no output value of a column:
+    /// `never_contains = [{ column = "email", pattern = "@" }]`.
+    #[serde(default)]
+    pub never_contains: Vec<NeverContains>,
+}
+
+/// A substring that must never appear in a column's output.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NeverContains {
+    /// Output column name (after renames), or `*` for every column.
+    pub column: String,
+    /// Literal text (not a regular expression), compared case-sensitively.
+    pub pattern: String,
 }
 
 /// What an export extracts.

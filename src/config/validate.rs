@@ -290,6 +290,7 @@ impl Checks<'_, '_> {
             }
         }
         self.fields(&def);
+        self.personal_data_leaving(&def, &computed);
         self.kind_and_format(&def);
         let destinations = self.destinations(name, &def);
         let (Some(timezone), Some(window)) = (timezone, window) else {
@@ -311,6 +312,33 @@ impl Checks<'_, '_> {
             computed,
             destinations,
         })
+    }
+
+    /// The lint behind `validate --deny-warnings`: personal fields sent unmasked to a
+    /// destination that hands files to people or third parties (email, webhook, SFTP), where
+    /// no bucket policy or retention stands between the data and its readers.
+    fn personal_data_leaving(&mut self, def: &ExportDef, computed: &[(String, filter::Expr)]) {
+        if def.kind == Kind::Summary {
+            return;
+        }
+        let Some((index, kind)) = def.deliver.iter().enumerate().find_map(|(i, d)| match d {
+            DeliverDef::Email(_) => Some((i, "email")),
+            DeliverDef::Webhook(_) => Some((i, "webhook")),
+            DeliverDef::Sftp(_) => Some((i, "sftp")),
+            _ => None,
+        }) else {
+            return;
+        };
+        let exposed = crate::fields::unmasked_personal_fields(&def.fields, computed);
+        if !exposed.is_empty() {
+            self.warning(
+                &path!["deliver", index, "to"],
+                format!(
+                    "personal fields go unmasked to `{kind}`: {}; mask them in [fields] mask (email, last4, initials, hash, drop) or list them in [fields] exclude",
+                    exposed.join(", ")
+                ),
+            );
+        }
     }
 
     fn fields(&mut self, def: &ExportDef) {
