@@ -210,6 +210,11 @@ pub struct FieldsDef {
     /// Secret key for `hash` masks (HMAC-SHA256), so hashes cannot be reversed by guessing.
     #[serde(default)]
     pub hash_key: Option<SecretRef>,
+    /// Personal columns this export sends unmasked on purpose (a CRM that needs the contact's
+    /// email): `exportd validate` does not warn about them. They still count as personal for
+    /// the access rules (the `analyst` role cannot download them).
+    #[serde(default)]
+    pub allow_unmasked: Vec<String>,
 }
 
 /// How a personal field is masked.

@@ -378,26 +378,68 @@ impl Checks<'_, '_> {
 
     /// The lint behind `validate --deny-warnings`: personal fields sent unmasked to a
     /// destination that hands files to people or third parties (email, webhook, SFTP), where
-    /// no bucket policy or retention stands between the data and its readers.
+    /// no bucket policy or retention stands between the data and its readers. One warning per
+    /// column, at the key that brings the column in, so the fix is one edit away.
     fn personal_data_leaving(&mut self, def: &ExportDef, computed: &[(String, filter::Expr)]) {
         if def.kind == Kind::Summary {
             return;
         }
-        let Some((index, kind)) = def.deliver.iter().enumerate().find_map(|(i, d)| match d {
-            DeliverDef::Email(_) => Some((i, "email")),
-            DeliverDef::Webhook(_) => Some((i, "webhook")),
-            DeliverDef::Sftp(_) => Some((i, "sftp")),
-            _ => None,
-        }) else {
+        let leaving: Vec<(usize, &str)> = def
+            .deliver
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| match d {
+                DeliverDef::Email(_) => Some((i, "email")),
+                DeliverDef::Webhook(_) => Some((i, "webhook")),
+                DeliverDef::Sftp(_) => Some((i, "sftp")),
+                _ => None,
+            })
+            .collect();
+        let Some(&(first, _)) = leaving.first() else {
             return;
         };
-        let exposed = crate::fields::unmasked_personal_fields(&def.fields, computed);
-        if !exposed.is_empty() {
+        let to = leaving
+            .iter()
+            .map(|(i, kind)| format!("`{kind}` ([[deliver]] #{})", i + 1))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        let fields = &def.fields;
+        for column in crate::fields::unmasked_personal_fields(fields, computed) {
+            if fields
+                .allow_unmasked
+                .iter()
+                .any(|p| crate::fields::glob_match(p, &column))
+            {
+                continue;
+            }
+            let at: Vec<Seg> = if let Some(i) = fields
+                .include
+                .iter()
+                .flatten()
+                .position(|p| *p == column)
+            {
+                path!["fields", "include", i].to_vec()
+            } else if fields.rename.contains_key(&column) {
+                path!["fields", "rename", column.as_str()].to_vec()
+            } else if fields.computed.contains_key(&column) {
+                path!["fields", "computed", column.as_str()].to_vec()
+            } else if fields.include.is_some() {
+                path!["fields", "include"].to_vec()
+            } else if !fields.exclude.is_empty() || !fields.mask.is_empty() {
+                path!["fields"].to_vec()
+            } else {
+                path!["deliver", first, "to"].to_vec()
+            };
+            let mask = crate::fields::suggested_mask(&column);
+            let key = if column.contains(['.', '-']) {
+                format!("\"{column}\"")
+            } else {
+                column.clone()
+            };
             self.warning(
-                &path!["deliver", index, "to"],
+                &at,
                 format!(
-                    "personal fields go unmasked to `{kind}`: {}; mask them in [fields] mask (email, last4, initials, hash, drop) or list them in [fields] exclude",
-                    exposed.join(", ")
+                    "column `{column}` looks personal and goes unmasked to {to}; mask it (`{key} = \"{mask}\"` in [fields] mask), leave it out (`exclude = [\"{column}\"]` in [fields]), or, if the recipient must have it, list it in [fields] allow_unmasked"
                 ),
             );
         }
