@@ -45,10 +45,11 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
                 println!("{d}");
             }
             for o in &outcomes {
-                let mark = if o.passed() { "ok  " } else { "FAIL" };
-                println!("{mark} {} · {}", o.export, o.test);
+                // `file: test name` first, so an editor or CI annotator can jump to it.
+                let mark = if o.passed() { "ok" } else { "FAIL" };
+                println!("{}: {mark}: {}", o.file.display(), o.test);
                 for f in &o.failures {
-                    println!("       {f}");
+                    println!("    {f}");
                 }
             }
             if outcomes.is_empty() && errors.is_empty() {

@@ -121,20 +121,43 @@ pub struct TestDef {
     /// How many rows pass the filter.
     #[serde(default)]
     pub row_count: Option<u64>,
-    /// Text that must appear in no output value of a column:
-    /// `never_contains = [{ column = "email", pattern = "@" }]`.
+    /// Checks on output columns: literal text that must not appear, or a value that must not
+    /// look unmasked: `never_contains = [{ column = "email", unmasked = "email" }]`.
     #[serde(default)]
     pub never_contains: Vec<NeverContains>,
+    /// Fixture fields whose values must not appear anywhere in the output, in any column and
+    /// in any letter case (so a rename or a computed `lower(email)` cannot leak them either):
+    /// `never_leaks = ["email", "ssn"]`.
+    #[serde(default)]
+    pub never_leaks: Vec<String>,
 }
 
-/// A substring that must never appear in a column's output.
+/// A check on one output column (or every column): give `pattern` or `unmasked`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NeverContains {
     /// Output column name (after renames), or `*` for every column.
     pub column: String,
     /// Literal text (not a regular expression), compared case-sensitively.
-    pub pattern: String,
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// A kind of personal value that must not appear in clear: `email` (an address whose
+    /// local part has no `*`), `phone` (seven or more digits in a row, separators ignored) or
+    /// `ssn` (`123-45-6789` or nine digits).
+    #[serde(default)]
+    pub unmasked: Option<UnmaskedKind>,
+}
+
+/// Shapes of personal values that `never_contains … unmasked` recognises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UnmaskedKind {
+    /// `ann.lee@example.com`; masked `a**.l**@example.com` passes.
+    Email,
+    /// `555-123-4567`; masked `XXX-XXX-4567` passes.
+    Phone,
+    /// `123-45-6789`; masked `XXX-XX-6789` passes.
+    Ssn,
 }
 
 /// What an export extracts.
