@@ -3,6 +3,7 @@
 mod access;
 mod cli;
 mod daemon;
+mod deftest;
 mod export;
 mod messages;
 mod objects;
