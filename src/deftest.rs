@@ -36,7 +36,9 @@ pub enum Error {
         message: String,
     },
     /// Summaries aggregate in the store; there is no row path to test.
-    #[error("`kind = \"summary\"` exports aggregate in the store and cannot be tested row by row; remove the [[tests]] block")]
+    #[error(
+        "`kind = \"summary\"` exports aggregate in the store and cannot be tested row by row; remove the [[tests]] block"
+    )]
     Summary,
     /// The selection leaves no column, or names one twice.
     #[error(transparent)]
@@ -121,11 +123,7 @@ pub fn transform(
         if spec.filter.as_ref().is_some_and(|f| !f.matches(&lookup)) {
             continue;
         }
-        let mut source: Vec<Value> = selection
-            .source_fields
-            .iter()
-            .map(|f| lookup(f))
-            .collect();
+        let mut source: Vec<Value> = selection.source_fields.iter().map(|f| lookup(f)).collect();
         let mut out = Vec::new();
         selection.project(&mut source, &masker, &mut out);
         rows.push(out);
@@ -182,7 +180,8 @@ fn run_one(spec: &ExportSpec, test: &TestDef) -> Result<Vec<String>, Error> {
     }
     if input.is_empty() {
         failures.push(
-            "the test has no fixture rows: add `rows = [{ … }]` or `fixture = \"rows.ndjson\"`".to_owned(),
+            "the test has no fixture rows: add `rows = [{ … }]` or `fixture = \"rows.ndjson\"`"
+                .to_owned(),
         );
         // Without rows there are no columns either; nothing else can be judged.
         return Ok(failures);
@@ -227,7 +226,11 @@ fn run_one(spec: &ExportSpec, test: &TestDef) -> Result<Vec<String>, Error> {
     Ok(failures)
 }
 
-fn never_contains(rule: &NeverContains, header: &[String], rows: &[Map<String, Json>]) -> Vec<String> {
+fn never_contains(
+    rule: &NeverContains,
+    header: &[String],
+    rows: &[Map<String, Json>],
+) -> Vec<String> {
     let mut failures = Vec::new();
     if rule.pattern.is_some() == rule.unmasked.is_some() {
         failures.push(format!(
@@ -275,7 +278,11 @@ fn never_contains(rule: &NeverContains, header: &[String], rows: &[Map<String, J
     failures
 }
 
-fn never_leaks(field: &str, input: &[Map<String, Json>], rows: &[Map<String, Json>]) -> Vec<String> {
+fn never_leaks(
+    field: &str,
+    input: &[Map<String, Json>],
+    rows: &[Map<String, Json>],
+) -> Vec<String> {
     let mut failures = Vec::new();
     let secrets: Vec<String> = input
         .iter()
@@ -323,21 +330,24 @@ fn unmasked_name(kind: UnmaskedKind) -> &'static str {
 /// phone and SSN masks keep the last four digits.
 pub fn looks_unmasked(kind: UnmaskedKind, text: &str) -> bool {
     match kind {
-        UnmaskedKind::Email => text.char_indices().filter(|(_, c)| *c == '@').any(|(at, _)| {
-            let local: String = text[..at]
-                .chars()
-                .rev()
-                .take_while(|c| c.is_alphanumeric() || "._%+-*'".contains(*c))
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            let domain = &text[at + 1..];
-            domain.contains('.')
-                && local
-                    .split('.')
-                    .any(|part| part.chars().count() > 1 && !part.contains('*'))
-        }),
+        UnmaskedKind::Email => text
+            .char_indices()
+            .filter(|(_, c)| *c == '@')
+            .any(|(at, _)| {
+                let local: String = text[..at]
+                    .chars()
+                    .rev()
+                    .take_while(|c| c.is_alphanumeric() || "._%+-*'".contains(*c))
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                let domain = &text[at + 1..];
+                domain.contains('.')
+                    && local
+                        .split('.')
+                        .any(|part| part.chars().count() > 1 && !part.contains('*'))
+            }),
         UnmaskedKind::Phone => longest_digit_run(text) >= 7,
         UnmaskedKind::Ssn => longest_digit_run(text) >= 9,
     }
@@ -515,7 +525,9 @@ mod tests {
         ));
         assert_eq!(
             failures_of(&spec),
-            ["row 1: column `contact` leaks fixture field `email` (\"ann.lee@example.com\"): \"ANN.LEE@EXAMPLE.COM\""]
+            [
+                "row 1: column `contact` leaks fixture field `email` (\"ann.lee@example.com\"): \"ANN.LEE@EXAMPLE.COM\""
+            ]
         );
     }
 
@@ -561,17 +573,24 @@ mod tests {
                     [[tests]]\nname = \"ssn masked\"\nfixture = \"rows.ndjson\"\n\
                     never_contains = [{ column = \"ssn\", unmasked = \"ssn\" }]\n\
                     expect = [{ lead_id = \"L1\", ssn = \"XXX-XX-6789\" }, { lead_id = \"L2\", ssn = \"XXX-XX-4321\" }]\n";
-        assert_eq!(failures_of(&spec_in(dir.path(), body)), Vec::<String>::new());
+        assert_eq!(
+            failures_of(&spec_in(dir.path(), body)),
+            Vec::<String>::new()
+        );
         std::fs::write(dir.path().join("rows.ndjson"), "{\"id\":\"L1\"}\n[1]\n").unwrap();
         let failures = failures_of(&spec_in(dir.path(), body));
         assert_eq!(failures.len(), 1);
         assert!(
-            failures[0].contains("rows.ndjson` line 2:") && failures[0].ends_with("each line must be one JSON object"),
+            failures[0].contains("rows.ndjson` line 2:")
+                && failures[0].ends_with("each line must be one JSON object"),
             "{failures:?}"
         );
         std::fs::remove_file(dir.path().join("rows.ndjson")).unwrap();
         let failures = failures_of(&spec_in(dir.path(), body));
-        assert!(failures[0].starts_with("cannot read fixture"), "{failures:?}");
+        assert!(
+            failures[0].starts_with("cannot read fixture"),
+            "{failures:?}"
+        );
     }
 
     #[test]
@@ -589,7 +608,10 @@ mod tests {
         assert!(looks_unmasked(Ssn, "123456789"));
         assert!(!looks_unmasked(Ssn, "XXX-XX-6789"));
         // The masks themselves pass their own check.
-        assert!(!looks_unmasked(Email, &crate::fields::mask::email("john.doe@example.com")));
+        assert!(!looks_unmasked(
+            Email,
+            &crate::fields::mask::email("john.doe@example.com")
+        ));
     }
 
     #[test]
@@ -598,7 +620,10 @@ mod tests {
             &row(json!({"a": 12.5, "b": "x"})),
             &row(json!({"b": "x", "a": 12.50}))
         ));
-        assert!(!same_row(&row(json!({"a": 1, "b": 2})), &row(json!({"a": 1}))));
+        assert!(!same_row(
+            &row(json!({"a": 1, "b": 2})),
+            &row(json!({"a": 1}))
+        ));
     }
 
     #[test]
@@ -619,8 +644,7 @@ mod tests {
                     [summary]\ngroup_by = [\"date\"]\nmetrics = { leads = \"count\" }\n\
                     [[deliver]]\nto = \"local\"\npath = \"s/{{date}}.csv\"\n\
                     [[tests]]\nname = \"x\"\nrows = [{ id = \"L1\" }]\nrow_count = 1\n";
-        let (spec, diags) =
-            check_export("s", Path::new("s.toml"), text, &DaemonConfig::default());
+        let (spec, diags) = check_export("s", Path::new("s.toml"), text, &DaemonConfig::default());
         let spec = spec.unwrap_or_else(|| panic!("{diags:?}"));
         assert!(failures_of(&spec)[0].contains("cannot be tested row by row"));
     }

@@ -185,11 +185,10 @@ pub async fn run_page(
          <tr><th>Definition revision</th><td><code>{}</code></td></tr>",
         run_state_label(record.state),
         escape(&in_zone(record.nominal, zone.as_deref())),
-        escape(
-            &record
-                .window_start
-                .map_or_else(|| "the beginning".to_owned(), |t| in_zone(t, zone.as_deref()))
-        ),
+        escape(&record.window_start.map_or_else(
+            || "the beginning".to_owned(),
+            |t| in_zone(t, zone.as_deref())
+        )),
         escape(&in_zone(record.window_end, zone.as_deref())),
         record.attempt,
         escape(record.trigger.as_str()),

@@ -52,7 +52,9 @@ pub fn man() -> anyhow::Result<ExitCode> {
     command.build();
     let mut out = Vec::new();
     clap_mangen::Man::new(command.clone()).render(&mut out)?;
-    for sub in command.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    for sub in command
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
     {
         let page = clap_mangen::Man::new(sub.clone());
         let mut section = Vec::new();

@@ -70,7 +70,9 @@ pub enum Command {
     #[command(after_help = "Example:\n  exportd export daily-backup --at 2024-01-15T02:00:00Z")]
     Export(export::Args),
     /// Run every nominal time of an export's schedule in a range.
-    #[command(after_help = "Example:\n  exportd backfill daily-backup --from 2024-01-01 --to 2024-01-31")]
+    #[command(
+        after_help = "Example:\n  exportd backfill daily-backup --from 2024-01-01 --to 2024-01-31"
+    )]
     Backfill(backfill::Args),
     /// Every export with its state, next run and last run.
     #[command(after_help = "Example:\n  exportd status --format json")]
@@ -79,7 +81,9 @@ pub enum Command {
     #[command(after_help = "Example:\n  exportd demo --leads 100000 --seed 7")]
     Demo(demo::Args),
     /// Load NDJSON leads or events into the lead store.
-    #[command(after_help = "Example:\n  exportd ingest --leads leads.ndjson --events events.ndjson")]
+    #[command(
+        after_help = "Example:\n  exportd ingest --leads leads.ndjson --events events.ndjson"
+    )]
     Ingest(ingest::Args),
     /// Delete delivered objects whose retention has passed (only what the ledger lists).
     #[command(after_help = "Example:\n  exportd retention --dry-run --export daily-backup")]
@@ -88,7 +92,9 @@ pub enum Command {
     #[command(after_help = "Example:\n  exportd token new grafana --role auditor")]
     Token(token::Args),
     /// Show the audit log: API requests, deliveries, retention deletions, reloads.
-    #[command(after_help = "Example:\n  exportd audit --action delivery --since 2024-01-01T00:00:00Z")]
+    #[command(
+        after_help = "Example:\n  exportd audit --action delivery --since 2024-01-01T00:00:00Z"
+    )]
     Audit(audit::Args),
     /// Run the definitions' [[tests]]: fixture rows through filter, columns and masks, in memory.
     #[command(after_help = "Example:\n  exportd test exports.d/")]
@@ -99,7 +105,9 @@ pub enum Command {
     )]
     Completions(completions::Args),
     /// Print the man page (roff), generated from these very options.
-    #[command(after_help = "Example:\n  exportd man > /usr/local/share/man/man1/exportd.1 && man exportd")]
+    #[command(
+        after_help = "Example:\n  exportd man > /usr/local/share/man/man1/exportd.1 && man exportd"
+    )]
     Man,
 }
 
@@ -181,7 +189,10 @@ mod tests {
     fn every_subcommand_has_an_example() {
         use clap::CommandFactory;
         for sub in Cli::command().get_subcommands() {
-            let help = sub.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+            let help = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
             assert!(
                 help.starts_with("Example:\n  exportd "),
                 "`exportd {}` has no example in its --help",

@@ -23,11 +23,7 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
     } else {
         load::load_paths(&paths.config, &args.paths)
     };
-    let errors: Vec<_> = loaded
-        .diagnostics
-        .iter()
-        .filter(|d| d.is_error())
-        .collect();
+    let errors: Vec<_> = loaded.diagnostics.iter().filter(|d| d.is_error()).collect();
     let outcomes: Vec<Outcome> = loaded.specs.iter().flat_map(deftest::run_all).collect();
     let failed = outcomes.iter().filter(|o| !o.passed()).count();
     match args.format {

@@ -351,8 +351,22 @@ pub fn looks_personal(name: &str) -> bool {
     ];
     /// Words that make a following `name` a person's name.
     const PERSON: &[&str] = &[
-        "first", "last", "full", "middle", "given", "family", "contact", "customer", "person",
-        "lead", "owner", "user", "member", "applicant", "client", "patient",
+        "first",
+        "last",
+        "full",
+        "middle",
+        "given",
+        "family",
+        "contact",
+        "customer",
+        "person",
+        "lead",
+        "owner",
+        "user",
+        "member",
+        "applicant",
+        "client",
+        "patient",
     ];
     let lower = name.to_ascii_lowercase();
     if lower == "lead.email" {

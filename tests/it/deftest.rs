@@ -79,7 +79,13 @@ fn the_lint_names_the_unmasked_column_at_its_key_and_deny_warnings_fails() {
         .position(|l| l.starts_with("include = "))
         .expect("include line")
         + 1;
-    let column = definition.lines().nth(line - 1).unwrap().find("\"email\"").unwrap() + 1;
+    let column = definition
+        .lines()
+        .nth(line - 1)
+        .unwrap()
+        .find("\"email\"")
+        .unwrap()
+        + 1;
     assert_eq!(
         out.stdout,
         format!(
@@ -90,7 +96,11 @@ fn the_lint_names_the_unmasked_column_at_its_key_and_deny_warnings_fails() {
         .args(["validate", "--deny-warnings"])
         .run()
         .failure();
-    assert!(out.stdout.contains("column `email` looks personal"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("column `email` looks personal"),
+        "{}",
+        out.stdout
+    );
 
     config_repo(true)
         .args(["validate", "--deny-warnings"])
@@ -122,7 +132,8 @@ fn exportd_test_without_tests_or_with_an_invalid_definition_fails() {
         .failure()
         .stdout_empty();
     assert!(
-        out.stderr.starts_with("no [[tests]] found in the definitions"),
+        out.stderr
+            .starts_with("no [[tests]] found in the definitions"),
         "{}",
         out.stderr
     );
@@ -135,9 +146,14 @@ fn exportd_test_without_tests_or_with_an_invalid_definition_fails() {
         .run()
         .failure();
     assert!(
-        out.stdout.starts_with("exports.d/broken.toml:1:10: error: unknown window"),
+        out.stdout
+            .starts_with("exports.d/broken.toml:1:10: error: unknown window"),
         "{}",
         out.stdout
     );
-    assert!(out.stderr.contains("1 error(s) in definitions"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("1 error(s) in definitions"),
+        "{}",
+        out.stderr
+    );
 }

@@ -206,7 +206,10 @@ fn status_page_in_a_browser_shows_states_schedules_and_working_download_links() 
         daily.contains("every day at 02:00 (Europe/Berlin)"),
         "the schedule in its zone: {daily}"
     );
-    assert!(daily.contains("02:00 CE"), "next run in local time: {daily}");
+    assert!(
+        daily.contains("02:00 CE"),
+        "next run in local time: {daily}"
+    );
     let blocked = row_with(&dom, "data-export=\"blocked\"");
     assert!(blocked.contains("✗ failed"), "{blocked}");
     let failed_run = row_with(&dom, "data-state=\"failed\"");
