@@ -157,3 +157,14 @@ fn exportd_test_without_tests_or_with_an_invalid_definition_fails() {
         out.stderr
     );
 }
+
+#[test]
+fn the_examples_tests_pass() {
+    Test::in_repo()
+        .args(["--config", "examples/exportd.toml", "test", "examples/"])
+        .run()
+        .success()
+        .stdout_is(expect![[r#"
+            examples/marketing-weekly-segment.toml: ok: only high scores, contact details masked
+        "#]]);
+}
