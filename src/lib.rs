@@ -14,6 +14,7 @@ pub mod compress;
 pub mod config;
 pub mod cost;
 pub mod daemon;
+pub mod deftest;
 pub mod deliver;
 pub mod fields;
 pub mod filter;

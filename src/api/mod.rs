@@ -4,6 +4,8 @@
 //!
 //! | Route | Answer |
 //! |---|---|
+//! | `GET /` | the status page (HTML, see [`page`]) |
+//! | `GET /runs/{export}/{run}` | a run's page (HTML) |
 //! | `GET /healthz` | 200 `ok` (plain text) while the server runs |
 //! | `GET /metrics` | Prometheus text exposition (see [`metrics`]) |
 //! | `GET /v1/exports` | every export with its conditions and newest run |
@@ -28,6 +30,7 @@
 pub mod dto;
 mod guard;
 pub mod metrics;
+pub mod page;
 mod routes;
 
 #[cfg(test)]

@@ -34,13 +34,15 @@ pub const MAX_RUN_LIMIT: usize = 1000;
 const TRIGGER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the 404 fallback lists, so a mistyped URL tells the caller where to go.
-const ROUTES: &str = "GET /healthz, GET /metrics, GET /v1/exports, GET /v1/exports/{name}, \
+const ROUTES: &str = "GET / (status page), GET /runs/{export}/{run} (run page), GET /healthz, GET /metrics, GET /v1/exports, GET /v1/exports/{name}, \
     GET /v1/runs, GET /v1/runs/{export}/{run}, POST /v1/exports/{name}/run, \
     GET /v1/runs/{export}/{run}/files, GET /v1/runs/{export}/{run}/files/{name}, \
     POST /v1/runs/{export}/{run}/files/{name}/link, GET /v1/audit, GET /v1/alerts";
 
 pub(super) fn router(state: ApiState) -> Router {
     Router::new()
+        .route("/", get(super::page::index))
+        .route("/runs/{export}/{run}", get(super::page::run_page))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/v1/exports", get(list_exports))
@@ -69,7 +71,7 @@ pub(super) fn router(state: ApiState) -> Router {
 
 /// Reads the registry. A poisoned lock means the event loop panicked mid-update; the data is
 /// still the best there is, and the API is how an operator finds out what happened.
-fn read(state: &ApiState) -> RwLockReadGuard<'_, Registry> {
+pub(super) fn read(state: &ApiState) -> RwLockReadGuard<'_, Registry> {
     state
         .registry
         .read()
@@ -78,7 +80,7 @@ fn read(state: &ApiState) -> RwLockReadGuard<'_, Registry> {
 
 /// Runs state-store calls on the blocking pool: SQLite blocks, and the runtime has only two
 /// workers that also drive the event loop.
-async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+pub(super) async fn blocking<T, F>(f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, crate::state::Error> + Send + 'static,

@@ -81,6 +81,11 @@ pub struct ExportDef {
     /// still expire by their retention) or `delete`.
     #[serde(default)]
     pub on_remove: OnRemove,
+    /// Definition tests run by `exportd test`: fixture rows go through this export's filter,
+    /// columns, computed columns and masks in memory (no store, no destination), and the output
+    /// is checked, so a config repository's CI can prove its PII rules.
+    #[serde(default)]
+    pub tests: Vec<TestDef>,
     /// Alert (through `[alerts]` of exportd.toml) when a run exports more rows than this,
     /// checked before delivery. Overrides `[alerts] large_export_rows`.
     #[serde(default)]
@@ -89,6 +94,70 @@ pub struct ExportDef {
     /// Overrides `[alerts] large_export_bytes`.
     #[serde(default)]
     pub alert_bytes: Option<ByteSize>,
+}
+
+/// One `[[tests]]` block: fixture rows in, assertions on the rows that come out.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestDef {
+    /// What the test proves, printed by `exportd test`.
+    pub name: String,
+    /// Fixture rows given inline, each a table of store fields:
+    /// `rows = [{ email = "ann@example.com", state = "CA" }]`. Strings of fields named
+    /// `*_at` or `timestamp` are read as timestamps.
+    #[serde(default)]
+    pub rows: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// An NDJSON file of fixture rows (one JSON object per line), relative to the definition
+    /// file; used in addition to `rows`.
+    #[serde(default)]
+    pub fixture: Option<String>,
+    /// The exact output rows, in order, each with every output column:
+    /// `expect = [{ email = "a***@example.com", state = "CA" }]`.
+    #[serde(default)]
+    pub expect: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
+    /// The exact output header, in order.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// How many rows pass the filter.
+    #[serde(default)]
+    pub row_count: Option<u64>,
+    /// Checks on output columns: literal text that must not appear, or a value that must not
+    /// look unmasked: `never_contains = [{ column = "email", unmasked = "email" }]`.
+    #[serde(default)]
+    pub never_contains: Vec<NeverContains>,
+    /// Fixture fields whose values must not appear anywhere in the output, in any column and
+    /// in any letter case (so a rename or a computed `lower(email)` cannot leak them either):
+    /// `never_leaks = ["email", "ssn"]`.
+    #[serde(default)]
+    pub never_leaks: Vec<String>,
+}
+
+/// A check on one output column (or every column): give `pattern` or `unmasked`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NeverContains {
+    /// Output column name (after renames), or `*` for every column.
+    pub column: String,
+    /// Literal text (not a regular expression), compared case-sensitively.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// A kind of personal value that must not appear in clear: `email` (an address whose
+    /// local part has no `*`), `phone` (seven or more digits in a row, separators ignored) or
+    /// `ssn` (`123-45-6789` or nine digits).
+    #[serde(default)]
+    pub unmasked: Option<UnmaskedKind>,
+}
+
+/// Shapes of personal values that `never_contains … unmasked` recognises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UnmaskedKind {
+    /// `ann.lee@example.com`; masked `a**.l**@example.com` passes.
+    Email,
+    /// `555-123-4567`; masked `XXX-XXX-4567` passes.
+    Phone,
+    /// `123-45-6789`; masked `XXX-XX-6789` passes.
+    Ssn,
 }
 
 /// What an export extracts.
@@ -164,6 +233,11 @@ pub struct FieldsDef {
     /// Secret key for `hash` masks (HMAC-SHA256), so hashes cannot be reversed by guessing.
     #[serde(default)]
     pub hash_key: Option<SecretRef>,
+    /// Personal columns this export sends unmasked on purpose (a CRM that needs the contact's
+    /// email): `exportd validate` does not warn about them. They still count as personal for
+    /// the access rules (the `analyst` role cannot download them).
+    #[serde(default)]
+    pub allow_unmasked: Vec<String>,
 }
 
 /// How a personal field is masked.

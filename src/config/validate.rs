@@ -353,6 +353,7 @@ impl Checks<'_, '_> {
             }
         }
         self.fields(&def);
+        self.personal_data_leaving(&def, &computed);
         self.kind_and_format(&def);
         let destinations = self.destinations(name, &def);
         let (Some(timezone), Some(window)) = (timezone, window) else {
@@ -374,6 +375,97 @@ impl Checks<'_, '_> {
             computed,
             destinations,
         })
+    }
+
+    /// The lint behind `validate --deny-warnings`: personal fields sent unmasked to a
+    /// destination that hands files to people or third parties (email, webhook, SFTP), where
+    /// no bucket policy or retention stands between the data and its readers. One warning per
+    /// column, at the key that brings the column in, so the fix is one edit away.
+    fn personal_data_leaving(&mut self, def: &ExportDef, computed: &[(String, filter::Expr)]) {
+        if def.kind == Kind::Summary {
+            return;
+        }
+        let leaving: Vec<(usize, &str)> = def
+            .deliver
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| match d {
+                DeliverDef::Email(_) => Some((i, "email")),
+                DeliverDef::Webhook(_) => Some((i, "webhook")),
+                DeliverDef::Sftp(_) => Some((i, "sftp")),
+                _ => None,
+            })
+            .collect();
+        let Some(&(first, _)) = leaving.first() else {
+            return;
+        };
+        let to = leaving
+            .iter()
+            .map(|(i, kind)| format!("`{kind}` ([[deliver]] #{})", i + 1))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        let fields = &def.fields;
+        // Columns the definition names get a warning each, at their key; columns that come in
+        // through a pattern (or the default of every field) one warning together, since the
+        // fix there is one edit: name the columns, or mask or exclude the personal ones.
+        let mut by_pattern = Vec::new();
+        for column in crate::fields::unmasked_personal_fields(fields, computed) {
+            if fields
+                .allow_unmasked
+                .iter()
+                .any(|p| crate::fields::glob_match(p, &column))
+            {
+                continue;
+            }
+            let at: Vec<Seg> =
+                if let Some(i) = fields.include.iter().flatten().position(|p| *p == column) {
+                    path!["fields", "include", i].to_vec()
+                } else if fields.rename.contains_key(&column) {
+                    path!["fields", "rename", column.as_str()].to_vec()
+                } else if fields.computed.contains_key(&column) {
+                    path!["fields", "computed", column.as_str()].to_vec()
+                } else {
+                    by_pattern.push(column);
+                    continue;
+                };
+            let mask = crate::fields::suggested_mask(&column);
+            let key = if column.contains(['.', '-']) {
+                format!("\"{column}\"")
+            } else {
+                column.clone()
+            };
+            self.warning(
+                &at,
+                format!(
+                    "column `{column}` looks personal and goes unmasked to {to}; mask it (`{key} = \"{mask}\"` in [fields] mask), leave it out (`exclude = [\"{column}\"]` in [fields]), or, if the recipient must have it, list it in [fields] allow_unmasked"
+                ),
+            );
+        }
+        if !by_pattern.is_empty() {
+            let (at, how): (Vec<Seg>, &str) = if fields.include.is_some() {
+                (
+                    path!["fields", "include"].to_vec(),
+                    "a pattern in [fields] include",
+                )
+            } else if !fields.exclude.is_empty() || !fields.mask.is_empty() {
+                (
+                    path!["fields"].to_vec(),
+                    "[fields] without `include` (every field)",
+                )
+            } else {
+                (
+                    path!["deliver", first, "to"].to_vec(),
+                    "no [fields] include (every field)",
+                )
+            };
+            self.warning(
+                &at,
+                format!(
+                    "{how} lets personal columns go unmasked to {to}: {}; name the columns to send in [fields] include, mask the personal ones in [fields] mask, exclude them, or list those the recipient must have in [fields] allow_unmasked",
+                    by_pattern.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
     }
 
     fn fields(&mut self, def: &ExportDef) {
@@ -889,6 +981,73 @@ subject = "Weekly {{week}}"
         "(",
         ")",
     ];
+
+    /// The personal-data lint's warnings for a definition: `line:col: message`.
+    fn lint(fields: &str, to: &str) -> Vec<String> {
+        let daemon: DaemonConfig = toml::from_str(
+            "[connections.hook]\ntype = \"webhook\"\nurl = \"https://h.example.com\"\n\
+             [connections.files]\ntype = \"sftp\"\nhost = \"sftp.example.com\"\nusername = \"u\"\nknown_hosts = \"/k\"\n",
+        )
+        .unwrap();
+        let text = format!("window = \"previous_day\"\n[[deliver]]\n{to}\n{fields}");
+        let (spec, diags) = check_export("x", Path::new("x.toml"), &text, &daemon);
+        assert!(spec.is_some(), "{diags:?}");
+        diags
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn personal_columns_leaving_unmasked_are_warned_about_at_their_key() {
+        let webhook = "to = \"webhook\"\nconnection = \"hook\"";
+        let sftp = "to = \"sftp\"\nconnection = \"files\"\npath = \"l/{{date}}.csv\"";
+        let local = "to = \"local\"\npath = \"l/{{date}}.csv\"";
+        // Every field, nothing masked: one warning at the destination, listing the columns.
+        let all = lint("", webhook);
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert!(
+            all[0].starts_with("3:6: no [fields] include (every field) lets personal columns go unmasked to `webhook` ([[deliver]] #1): `email`, `first_name`"),
+            "{all:?}"
+        );
+        // Named columns: one warning each, at their entry of `include` (or `computed`); the
+        // rename does not hide that `contact` is `contact_name`.
+        let named = lint(
+            "[fields]\ninclude = [\"lead_id\", \"work_email\", \"contact\", \"email.valid\"]\n\
+             rename = { contact = \"contact_name\" }\ncomputed = { ip = \"lower(client_ip)\" }\n",
+            sftp,
+        );
+        assert_eq!(named.len(), 3, "{named:?}");
+        assert!(named[0].starts_with("7:23: column `work_email` looks personal and goes unmasked to `sftp` ([[deliver]] #1); mask it (`work_email = \"email\"` in [fields] mask)"), "{named:?}");
+        assert!(
+            named[1].starts_with("7:37: column `contact` looks personal"),
+            "{named:?}"
+        );
+        assert!(
+            named[2].starts_with("9:19: column `ip` looks personal"),
+            "{named:?}"
+        );
+        // Masked, excluded, allowed, or kept on a local disk: nothing to say.
+        let quiet = [
+            (
+                "[fields]\ninclude = [\"email\"]\nmask = { email = \"hash\" }\nhash_key = { env = \"K\" }\n",
+                webhook,
+            ),
+            (
+                "[fields]\ninclude = [\"email\", \"state\"]\nexclude = [\"email\"]\n",
+                webhook,
+            ),
+            (
+                "[fields]\ninclude = [\"email\"]\nallow_unmasked = [\"email\"]\n",
+                sftp,
+            ),
+            ("[fields]\ninclude = [\"email\"]\n", local),
+        ];
+        for (fields, to) in quiet {
+            assert_eq!(lint(fields, to), Vec::<String>::new(), "{fields}");
+        }
+    }
 
     #[test]
     fn sftp_connections_must_verify_the_server() {

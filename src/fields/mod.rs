@@ -329,25 +329,79 @@ pub fn unmasked_personal_fields(fields: &FieldsDef, computed: &[(String, Expr)])
     }
 }
 
-/// Field names that usually hold personal data.
+/// Field names that usually hold personal data: the lead schema's own (`email`, `phone_1`,
+/// `ssn`, `first_name`, `address_1`, `ip_address`, `dob`) and the usual variants of other
+/// stores (`customer_name`, `client_ip`, `mobile_phone`).
+///
+/// `name` and `ip` count only as whole words of the field name (split at `_`, `-`, `.`), and
+/// `name` only alone or after a word that makes it a person's (`first_name`, `contact_name`):
+/// `campaign_name` and `recipient` are not personal, `contact_name` and `client_ip` are.
 pub fn looks_personal(name: &str) -> bool {
     const MARKERS: &[&str] = &[
         "email",
         "phone",
         "ssn",
-        "first_name",
-        "last_name",
-        "full_name",
+        "firstname",
+        "lastname",
+        "fullname",
+        "surname",
         "address",
-        "ip_address",
         "dob",
         "birth",
     ];
+    /// Words that make a following `name` a person's name.
+    const PERSON: &[&str] = &[
+        "first",
+        "last",
+        "full",
+        "middle",
+        "given",
+        "family",
+        "contact",
+        "customer",
+        "person",
+        "lead",
+        "owner",
+        "user",
+        "member",
+        "applicant",
+        "client",
+        "patient",
+    ];
     let lower = name.to_ascii_lowercase();
-    let base = lower.split('.').next().unwrap_or(&lower);
+    if lower == "lead.email" {
+        return true;
+    }
     // Parsed components such as `email.valid` or `email.domain` are not the personal value.
-    let component = lower.contains('.') && !lower.starts_with("lead.");
-    !component && MARKERS.iter().any(|m| base.contains(m)) || lower == "lead.email"
+    if lower.contains('.') && !lower.starts_with("lead.") {
+        return false;
+    }
+    let base = lower.strip_prefix("lead.").unwrap_or(&lower);
+    let words: Vec<&str> = base.split(['_', '-']).filter(|w| !w.is_empty()).collect();
+    let joined = words.concat();
+    MARKERS.iter().any(|m| joined.contains(m))
+        || words.contains(&"ip")
+        || words.iter().enumerate().any(|(i, w)| {
+            *w == "name" && (words.len() == 1 || i > 0 && PERSON.contains(&words[i - 1]))
+        })
+}
+
+/// The mask an operator most likely wants for a personal column, for messages.
+pub fn suggested_mask(name: &str) -> &'static str {
+    let lower = name.to_ascii_lowercase();
+    if lower.contains("email") {
+        "email"
+    } else if lower.contains("ssn") {
+        "ssn"
+    } else if lower.contains("phone") {
+        "last4"
+    } else if lower.contains("address") && !lower.split(['_', '-']).any(|w| w == "ip") {
+        "city_state"
+    } else if lower.contains("name") {
+        "initials"
+    } else {
+        "hash"
+    }
 }
 
 #[cfg(test)]
@@ -447,6 +501,50 @@ mod tests {
             Selection::new(&available(), &nothing, &[]),
             Err(Error::NoColumns)
         ));
+    }
+
+    #[test]
+    fn personal_names_by_word() {
+        for personal in [
+            "email",
+            "lead.email",
+            "work_email",
+            "phone_1",
+            "mobile-phone",
+            "ssn",
+            "first_name",
+            "FirstName",
+            "surname",
+            "name",
+            "contact_name",
+            "customer_name",
+            "address_1",
+            "ip_address",
+            "ip",
+            "client_ip",
+            "dob",
+            "date_of_birth",
+        ] {
+            assert!(looks_personal(personal), "{personal} looks personal");
+        }
+        for other in [
+            "email.valid",
+            "phone_1.area",
+            "campaign_name",
+            "source_name",
+            "recipient",
+            "zip",
+            "shipping_cost",
+            "state",
+            "lead_id",
+        ] {
+            assert!(!looks_personal(other), "{other} does not look personal");
+        }
+        assert_eq!(suggested_mask("work_email"), "email");
+        assert_eq!(suggested_mask("phone_1"), "last4");
+        assert_eq!(suggested_mask("address_1"), "city_state");
+        assert_eq!(suggested_mask("ip_address"), "hash");
+        assert_eq!(suggested_mask("last_name"), "initials");
     }
 
     #[test]

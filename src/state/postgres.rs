@@ -908,6 +908,31 @@ mod tests {
     }
 
     #[test]
+    fn the_audit_log_refuses_updates_deletes_and_truncation() {
+        let store = open();
+        store
+            .append_audit(&[AuditEntry::new(
+                "ops",
+                "operations",
+                "download",
+                "a.csv",
+                "ok",
+                Utc::now(),
+            )])
+            .expect("append");
+        for statement in [
+            "UPDATE audit SET outcome = 'denied'",
+            "DELETE FROM audit",
+            "TRUNCATE audit",
+        ] {
+            let refused = store.call(move |c| async move { c.batch_execute(statement).await });
+            let message = format!("{:?}", refused.expect_err(statement));
+            assert!(message.contains("append-only"), "{statement}: {message}");
+        }
+        assert_eq!(store.audit_log(&AuditFilter::default()).unwrap().len(), 1);
+    }
+
+    #[test]
     fn a_second_open_does_not_migrate_again() {
         let url = crate::postgres::test_database();
         let a = PostgresState::open(&url, None).expect("first");

@@ -2,10 +2,13 @@
 
 mod access;
 mod alerts;
+mod cli;
 mod daemon;
+mod deftest;
 mod export;
 mod messages;
 mod objects;
+mod page;
 mod postgres;
 mod retention;
 mod sftp;

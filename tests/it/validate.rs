@@ -423,14 +423,14 @@ fn literal_secrets_are_refused_without_being_echoed() {
 #[test]
 fn webhook_path_may_start_with_a_slash_as_documented() {
     // export.rs documents `path` of a webhook as "appended to the connection's URL, such as
-    // `/sync/{{export}}`".
+    // `/sync/{{export}}`". No personal columns, so the personal-data lint stays quiet too.
     Test::new()
         .daemon_config(
             "[connections.crm-webhook]\ntype = \"webhook\"\nurl = \"https://crm.example.com/api\"\n",
         )
         .file(
             "exports.d/crm.toml",
-            "window = \"previous_hour\"\n\n[[deliver]]\nto = \"webhook\"\nconnection = \"crm-webhook\"\npath = \"/sync/{{export}}\"\n",
+            "window = \"previous_hour\"\n\n[[deliver]]\nto = \"webhook\"\nconnection = \"crm-webhook\"\npath = \"/sync/{{export}}\"\n\n[fields]\ninclude = [\"lead_id\", \"state\"]\n",
         )
         .arg("validate")
         .run()
