@@ -84,6 +84,7 @@ pub async fn index(
             registry.last_reload,
         )
     };
+    let open_alerts = read(&state).alerts.snapshot().open;
     let store = state.state.clone();
     let now = Utc::now();
     let (views, alerts) = blocking(move || {
@@ -132,7 +133,7 @@ pub async fn index(
         escape(&last_reload.map_or_else(|| "never".to_owned(), utc)),
     );
     body.push_str(&overview_table(&views));
-    body.push_str(&alerts_section(&alerts));
+    body.push_str(&alerts_section(&open_alerts, &alerts));
     for view in &views {
         body.push_str(&export_section(&state, &caller, view, now));
     }
@@ -361,8 +362,26 @@ fn overview_table(views: &[ExportView]) -> String {
     out
 }
 
-fn alerts_section(alerts: &[RunRecord]) -> String {
+/// Open alerts (causes that still hold, as `[alerts]` sends them), then recent failed runs.
+fn alerts_section(open: &[crate::alerts::Alert], alerts: &[RunRecord]) -> String {
     let mut out = String::from("<h2>Recent alerts</h2>");
+    if open.is_empty() {
+        out.push_str("<p>No open alerts.</p>");
+    } else {
+        out.push_str("<ul class=\"alerts open\">");
+        for alert in open {
+            let _ = write!(
+                out,
+                "<li>⚠ <strong>{}</strong> {} since {} (sent {}×): {}</li>",
+                escape(alert.cause.as_str()),
+                escape(&alert.subject),
+                escape(&utc(alert.opened_at)),
+                alert.sends,
+                escape(&alert.message),
+            );
+        }
+        out.push_str("</ul>");
+    }
     if alerts.is_empty() {
         out.push_str("<p>No failed runs.</p>");
         return out;
@@ -684,6 +703,32 @@ svg rect{fill:#456}svg .axis{font-size:10px}svg .fail{font-size:12px;fill:#a00}\
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn open_alerts_are_listed_escaped_before_failed_runs() {
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let alert = crate::alerts::Alert {
+            subject: "daily<x>".into(),
+            cause: crate::alerts::Cause::Quota,
+            message: "s3 is at 95% of its quota".into(),
+            opened_at: at,
+            last_sent_at: at,
+            sends: 2,
+            resolved_at: None,
+            last_error: None,
+        };
+        let html = alerts_section(&[alert], &[]);
+        assert!(
+            html.contains("<strong>quota</strong> daily&lt;x&gt;"),
+            "{html}"
+        );
+        assert!(
+            html.contains("(sent 2×): s3 is at 95% of its quota"),
+            "{html}"
+        );
+        assert!(html.contains("No failed runs."), "{html}");
+        assert!(alerts_section(&[], &[]).contains("No open alerts."));
+    }
 
     #[test]
     fn escape_neutralises_markup_and_attribute_quotes() {
