@@ -54,13 +54,7 @@ impl EmailDestination {
     pub fn new(def: &EmailDeliver, context: &Context) -> Result<EmailDestination, Error> {
         let connection = match context.connection(&def.connection)? {
             ConnectionConfig::Smtp(smtp) => smtp.clone(),
-            other => {
-                return Err(Error::Config(format!(
-                    "connection `{}` is of type `{}`: `to = \"email\"` needs an `smtp` connection",
-                    def.connection,
-                    other.kind_name()
-                )));
-            }
+            other => return Err(super::wrong_connection(&def.connection, other, "email")),
         };
         if let Some(problem) = connection.insecure_problem() {
             return Err(Error::Config(format!(

@@ -245,9 +245,14 @@ pub fn build(def: &DeliverDef, context: &Context) -> Result<Box<dyn Destination>
     }
 }
 
-fn wrong_connection(name: &str, found: &ConnectionConfig, wanted: &str) -> Error {
+/// A `to = "…"` whose named connection is of another kind (`to = "email"` needs `smtp`).
+pub(crate) fn wrong_connection(name: &str, found: &ConnectionConfig, to: &str) -> Error {
+    let wanted = match to {
+        "email" => "smtp",
+        other => other,
+    };
     Error::Config(format!(
-        "connection `{name}` is of type `{}`, but `to = \"{wanted}\"` needs a `{wanted}` connection",
+        "connection `{name}` is of type `{}`, but `to = \"{to}\"` needs a `{wanted}` connection; point `connection` at one or change the connection's type",
         found.kind_name()
     ))
 }

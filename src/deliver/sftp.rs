@@ -140,12 +140,7 @@ impl SftpDestination {
     pub fn new(connection_name: &str, context: &Context) -> Result<SftpDestination, Error> {
         let config = match context.connection(connection_name)? {
             ConnectionConfig::Sftp(c) => c,
-            other => {
-                return Err(Error::Config(format!(
-                    "connection `{connection_name}` is of type `{}`; `to = \"sftp\"` needs an `sftp` connection",
-                    other.kind_name()
-                )));
-            }
+            other => return Err(super::wrong_connection(connection_name, other, "sftp")),
         };
         Ok(SftpDestination {
             settings: Arc::new(Settings::from_config(connection_name, config)?),

@@ -85,13 +85,7 @@ impl WebhookDestination {
     pub fn new(def: &WebhookDeliver, context: &Context) -> Result<WebhookDestination, Error> {
         let connection = match context.connection(&def.connection)? {
             ConnectionConfig::Webhook(hook) => hook,
-            other => {
-                return Err(Error::Config(format!(
-                    "connection `{}` is of type `{}`: `to = \"webhook\"` needs a `webhook` connection",
-                    def.connection,
-                    other.kind_name()
-                )));
-            }
+            other => return Err(super::wrong_connection(&def.connection, other, "webhook")),
         };
         if let Some(problem) = connection.insecure_problem() {
             return Err(Error::Config(format!(
