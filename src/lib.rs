@@ -14,6 +14,7 @@ pub mod config;
 pub mod cost;
 pub mod daemon;
 pub mod deliver;
+pub mod encrypt;
 pub mod fields;
 pub mod filter;
 pub mod format;
