@@ -311,8 +311,5 @@ pub fn is_loopback(listen: &str) -> bool {
         .rsplit_once(':')
         .map_or(listen, |(h, _)| h)
         .trim_matches(['[', ']']);
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    crate::config::daemon::is_loopback_host(host)
 }

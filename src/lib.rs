@@ -19,6 +19,7 @@ pub mod fields;
 pub mod filter;
 pub mod format;
 pub mod pipeline;
+pub mod postgres;
 pub mod retention;
 pub mod runner;
 pub mod schedule;

@@ -51,12 +51,13 @@ pub enum Error {
     },
     /// A destination refused a part. What earlier destinations (or earlier parts) received is
     /// in `delivered`, so the ledger still knows about it; the staged files are kept.
-    #[error("delivery to `{destination}` failed: {source}")]
+    #[error("delivery to `{destination}` failed: {error}")]
     Deliver {
         /// The destination kind.
         destination: &'static str,
-        /// The error.
-        source: deliver::Error,
+        /// The error. Not a `source`: it is in the message already, and error chains printed
+        /// with `{:#}` would repeat it.
+        error: deliver::Error,
         /// Objects delivered before the failure.
         delivered: Vec<Delivered>,
     },
@@ -84,8 +85,16 @@ pub struct Environment {
     pub staging_dir: PathBuf,
     /// URL of the lead store.
     pub store_url: String,
+    /// Password of a PostgreSQL lead store.
+    pub store_password: Option<crate::config::secret::SecretRef>,
     /// URL of the state store (runs, ledger, watermarks).
     pub state_url: String,
+    /// Password of a PostgreSQL state store.
+    pub state_password: Option<crate::config::secret::SecretRef>,
+    /// How long a replica's claim on a run lasts without renewal (`[state] lease_seconds`).
+    pub lease: std::time::Duration,
+    /// This replica's name in claims (`[state] replica`, or `HOSTNAME:CONFIG_DIR`).
+    pub replica: String,
     /// Directory the store URLs' relative paths resolve against.
     pub base_dir: PathBuf,
     /// The `[connections]` of exportd.toml, for remote destinations.
@@ -103,7 +112,19 @@ impl Environment {
             output_dir: loaded.resolve(&loaded.daemon.defaults.output_dir),
             staging_dir: loaded.resolve(&loaded.daemon.defaults.staging_dir),
             store_url: loaded.daemon.store.url.clone(),
+            store_password: loaded.daemon.store.password.clone(),
             state_url: loaded.daemon.state.url.clone(),
+            state_password: loaded.daemon.state.password.clone(),
+            lease: std::time::Duration::from_secs(loaded.daemon.state.lease_seconds.max(2)),
+            replica: loaded.daemon.state.replica.clone().unwrap_or_else(|| {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_owned())
+                    .unwrap_or_else(|_| "localhost".into());
+                // Absolute: replicas started from their own directories all see `.`.
+                let dir = std::fs::canonicalize(&loaded.base_dir)
+                    .unwrap_or_else(|_| loaded.base_dir.clone());
+                format!("{host}:{}", dir.display())
+            }),
             base_dir: loaded.base_dir.clone(),
             connections: std::sync::Arc::new(loaded.daemon.connections.clone()),
             retention: loaded.daemon.retention.clone(),
@@ -124,12 +145,20 @@ impl Environment {
 
     /// Opens the lead store.
     pub fn open_store(&self) -> Result<Box<dyn LeadStore>, store::Error> {
-        store::open(&self.store_url, &self.base_dir)
+        store::open(
+            &self.store_url,
+            self.store_password.as_ref(),
+            &self.base_dir,
+        )
     }
 
     /// Opens the state store.
     pub fn open_state(&self) -> Result<Box<dyn crate::state::StateStore>, crate::state::Error> {
-        crate::state::open(&self.state_url, &self.base_dir)
+        crate::state::open(
+            &self.state_url,
+            self.state_password.as_ref(),
+            &self.base_dir,
+        )
     }
 }
 
@@ -665,7 +694,7 @@ fn deliver_all(
         if let Err(source) = result {
             return Err(Error::Deliver {
                 destination: kind,
-                source,
+                error: source,
                 delivered,
             });
         }
@@ -700,7 +729,11 @@ impl Objects<'_> {
         };
         Ok(template.render_path(
             &part_vars(self.spec, self.plan, part, self.extension),
-            matches!(dest.def, DeliverDef::Local(_) | DeliverDef::Sftp(_)),
+            // A webhook path is appended to its connection's URL: `/sync/…` is relative to it.
+            matches!(
+                dest.def,
+                DeliverDef::Local(_) | DeliverDef::Sftp(_) | DeliverDef::Webhook(_)
+            ),
         )?)
     }
 

@@ -40,7 +40,8 @@ pub fn execute(
         started_at: Utc::now(),
     };
     let run_id = start.id();
-    state.record_start(&start)?;
+    let record = state.record_start(&start)?;
+    test_delay(&record);
     let result = env.open_store().map_err(Error::from).and_then(|store| {
         Ok(pipeline::run_once(
             env,
@@ -118,4 +119,20 @@ fn audit_entries(entries: &[Delivery], trigger: Trigger) -> Vec<crate::state::Au
             )
         })
         .collect()
+}
+
+/// TEST ONLY: `EXPORTD_TEST_RUN_DELAY=EXPORT/RUNID=SECONDS` holds the first attempt of that run
+/// for SECONDS after it is recorded as running, so tests can kill the replica that holds a run
+/// and watch another one take it over. Unset in production; it has no other effect.
+fn test_delay(run: &crate::state::RunRecord) {
+    let Ok(spec) = std::env::var("EXPORTD_TEST_RUN_DELAY") else {
+        return;
+    };
+    if let Some((id, seconds)) = spec.rsplit_once('=')
+        && id == run.id
+        && run.attempt == 1
+        && let Ok(seconds) = seconds.parse::<u64>()
+    {
+        std::thread::sleep(std::time::Duration::from_secs(seconds));
+    }
 }

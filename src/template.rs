@@ -172,8 +172,9 @@ impl Template {
         &self.source
     }
 
-    /// Renders the template for one run.
-    pub fn render(&self, vars: &RunVars) -> Result<String, Error> {
+    /// Renders the template for one run. `vars` is a [`RunVars`], or the same values as JSON
+    /// (message destinations get them that way in `deliver::RunUpload::vars`).
+    pub fn render<V: Serialize + ?Sized>(&self, vars: &V) -> Result<String, Error> {
         use handlebars::Renderable;
         let registry = engine();
         let context =

@@ -79,9 +79,9 @@ pub(super) fn open_store(paths: &Paths) -> anyhow::Result<(Box<dyn LeadStore>, S
     let location = match url.strip_prefix("sqlite://") {
         Some(p) if PathBuf::from(p).is_absolute() => p.to_owned(),
         Some(p) => base.join(p).display().to_string(),
-        None => url.split('@').next_back().unwrap_or(url).to_owned(),
+        None => crate::postgres::redact(url),
     };
-    let store = store::open(url, &base)
+    let store = store::open(url, daemon.store.password.as_ref(), &base)
         .with_context(|| format!("cannot open the lead store {location}"))?;
     Ok((store, location))
 }

@@ -125,6 +125,24 @@ pub struct StateConfig {
     /// Password for a PostgreSQL state store.
     #[serde(default)]
     pub password: Option<SecretRef>,
+    /// How long a replica's claim on a run lasts without renewal, in seconds. The replica
+    /// renews it every third of this while the run is alive; if the replica dies or loses the
+    /// database, another replica takes the run over once it runs out.
+    #[serde(default = "default_lease_seconds")]
+    #[schemars(range(min = 2, max = 86400))]
+    pub lease_seconds: u64,
+    /// Name of this replica in claims (`HOSTNAME:CONFIG_DIR` by default). It must differ
+    /// between replicas sharing a state store and stay the same across restarts of one, so a
+    /// restarted replica takes its own interrupted runs back at once.
+    #[serde(default)]
+    pub replica: Option<String>,
+}
+
+/// Default `[state] lease_seconds`.
+pub const DEFAULT_LEASE_SECONDS: u64 = 60;
+
+fn default_lease_seconds() -> u64 {
+    DEFAULT_LEASE_SECONDS
 }
 
 impl Default for StateConfig {
@@ -132,6 +150,8 @@ impl Default for StateConfig {
         StateConfig {
             url: default_state_url(),
             password: None,
+            lease_seconds: DEFAULT_LEASE_SECONDS,
+            replica: None,
         }
     }
 }
@@ -250,6 +270,58 @@ impl ConnectionConfig {
     }
 }
 
+impl ConnectionConfig {
+    /// The endpoint override of an object-store connection and its `allow_insecure`, for the
+    /// transport rule ([`endpoint_problem`]).
+    pub fn object_store_endpoint(&self) -> Option<(&str, bool)> {
+        match self {
+            ConnectionConfig::S3(c) => c.endpoint.as_deref().map(|e| (e, c.allow_insecure)),
+            ConnectionConfig::Gcs(c) => c.endpoint.as_deref().map(|e| (e, c.allow_insecure)),
+            ConnectionConfig::Azure(c) => c.endpoint.as_deref().map(|e| (e, c.allow_insecure)),
+            _ => None,
+        }
+    }
+}
+
+/// Why `endpoint` may not be used, if it may not. Every remote endpoint must use TLS; plain
+/// `http://` is accepted only with `allow_insecure = true` AND a loopback host, so a test
+/// setting can never send credentials across a network in the clear. Validation and the
+/// destinations both ask this, so `exportd validate` and a run refuse the same endpoints.
+pub fn endpoint_problem(endpoint: &str, allow_insecure: bool) -> Option<String> {
+    let lower = endpoint.to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return None;
+    }
+    let Some(rest) = lower.strip_prefix("http://") else {
+        return Some(format!(
+            "endpoint `{endpoint}` must be a URL starting with `https://`"
+        ));
+    };
+    if !allow_insecure {
+        return Some(format!(
+            "endpoint `{endpoint}` is plain `http://`: credentials and data would travel unencrypted; use `https://`, or for a test server on this machine set `allow_insecure = true`"
+        ));
+    }
+    if !is_loopback_host(url_host(rest)) {
+        return Some(format!(
+            "endpoint `{endpoint}` is plain `http://` and not on loopback: `allow_insecure` only covers 127.0.0.1, ::1 and localhost; use `https://`"
+        ));
+    }
+    None
+}
+
+/// The host of `authority/path…` (no scheme), without user info, port or IPv6 brackets.
+fn url_host(rest: &str) -> &str {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    }
+}
+
 /// S3 endpoint and credentials.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -272,6 +344,11 @@ pub struct S3Connection {
     /// Session token for temporary credentials.
     #[serde(default)]
     pub session_token: Option<SecretRef>,
+    /// Accept a plain `http://` endpoint. Only for a test server on this machine: the endpoint
+    /// must still be on loopback (`127.0.0.1`, `::1`, `localhost`), because credentials and data
+    /// travel unencrypted. Default `false`: every endpoint must be `https://`.
+    #[serde(default)]
+    pub allow_insecure: bool,
 }
 
 /// Google Cloud Storage credentials.
@@ -284,6 +361,11 @@ pub struct GcsConnection {
     /// Endpoint override, for an emulator.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Accept a plain `http://` endpoint. Only for a test server on this machine: the endpoint
+    /// must still be on loopback (`127.0.0.1`, `::1`, `localhost`), because credentials and data
+    /// travel unencrypted. Default `false`: every endpoint must be `https://`.
+    #[serde(default)]
+    pub allow_insecure: bool,
 }
 
 /// Azure Blob Storage account.
@@ -295,9 +377,15 @@ pub struct AzureConnection {
     /// Account access key.
     #[serde(default)]
     pub access_key: Option<SecretRef>,
-    /// Endpoint override, for Azurite.
+    /// Endpoint override, for Azurite (`http://127.0.0.1:10000/devstoreaccount1`: the account
+    /// is part of the path).
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Accept a plain `http://` endpoint. Only for a test server on this machine: the endpoint
+    /// must still be on loopback (`127.0.0.1`, `::1`, `localhost`), because credentials and data
+    /// travel unencrypted. Default `false`: every endpoint must be `https://`.
+    #[serde(default)]
+    pub allow_insecure: bool,
 }
 
 /// SFTP server and login.
@@ -311,18 +399,63 @@ pub struct SftpConnection {
     pub port: u16,
     /// Login name.
     pub username: String,
-    /// Private key (OpenSSH format); preferred over a password.
+    /// Private key (OpenSSH format, `-----BEGIN OPENSSH PRIVATE KEY-----`); preferred over a
+    /// password.
     #[serde(default)]
     pub private_key: Option<SecretRef>,
-    /// Password, if the server allows password login.
+    /// Passphrase of an encrypted `private_key`.
+    #[serde(default)]
+    pub private_key_passphrase: Option<SecretRef>,
+    /// Password, if the server allows password login; tried after the key.
     #[serde(default)]
     pub password: Option<SecretRef>,
-    /// known_hosts file the server's key must be in.
+    /// known_hosts file (OpenSSH format, `[host]:port` entries for other ports than 22) the
+    /// server's key must be in.
     #[serde(default)]
     pub known_hosts: Option<PathBuf>,
-    /// Pinned server key fingerprint (`SHA256:…`), instead of known_hosts.
+    /// Pinned server key fingerprint (`SHA256:…`, as `ssh-keygen -lf KEY.pub` prints it),
+    /// instead of or besides known_hosts.
     #[serde(default)]
     pub host_key_fingerprint: Option<String>,
+    /// Accept any server key without checking it. Only allowed for a server on loopback
+    /// (a test server); anything else needs `known_hosts` or `host_key_fingerprint`.
+    #[serde(default)]
+    pub allow_insecure: bool,
+    /// Limit of each step (connecting, logging in, each write, the rename), in seconds.
+    /// Default `30`.
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+impl SftpConnection {
+    /// Why the server's identity would go unchecked, if it would: no known_hosts, no pinned
+    /// fingerprint, and no `allow_insecure` for a loopback host. Validation and the destination
+    /// both refuse such a connection, with this message.
+    pub fn host_key_problem(&self) -> Option<String> {
+        if let Some(fingerprint) = &self.host_key_fingerprint
+            && !fingerprint.starts_with("SHA256:")
+        {
+            return Some(format!(
+                "`host_key_fingerprint = \"{fingerprint}\"` is not a SHA-256 fingerprint: write it as `ssh-keygen -lf KEY.pub` prints it, `SHA256:…`"
+            ));
+        }
+        if self.known_hosts.is_some() || self.host_key_fingerprint.is_some() {
+            return None;
+        }
+        if !self.allow_insecure {
+            return Some(format!(
+                "the SFTP server's host key would not be verified: set `known_hosts = \"/path/known_hosts\"` or `host_key_fingerprint = \"SHA256:…\"` (from `ssh-keyscan -p {} {} | ssh-keygen -lf -`)",
+                self.port, self.host
+            ));
+        }
+        if !is_loopback_host(&self.host) {
+            return Some(format!(
+                "`allow_insecure = true` is only allowed for a server on loopback, and `{}` is not: set `known_hosts` or `host_key_fingerprint`",
+                self.host
+            ));
+        }
+        None
+    }
 }
 
 fn default_ssh_port() -> u16 {
@@ -362,6 +495,51 @@ pub struct SmtpConnection {
     pub password: Option<SecretRef>,
     /// Sender address.
     pub from: String,
+    /// PEM file (absolute path) of a private CA the relay's certificate is signed by, trusted
+    /// in addition to the system's roots: for an internal relay with its own CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Permits `tls = "none"`, which sends the password and the data in clear text. Only
+    /// honoured for a relay on loopback (`localhost`, `127.0.0.1`, `::1`), such as a local
+    /// MTA that relays onwards over TLS itself.
+    #[serde(default)]
+    pub allow_insecure: bool,
+    /// Timeout of each SMTP command, in seconds. Default 60.
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+impl SmtpConnection {
+    /// Why this connection must not be used as written, if it must not: clear text is only
+    /// acceptable to a relay on this machine, and only when asked for explicitly.
+    pub fn insecure_problem(&self) -> Option<String> {
+        if self.tls != SmtpTls::None {
+            return None;
+        }
+        if !self.allow_insecure {
+            return Some(format!(
+                "`tls = \"none\"` sends the password and the export in clear text to `{}`: use `tls = \"starttls\"` or `\"implicit\"`, or set `allow_insecure = true` for a relay on loopback",
+                self.host
+            ));
+        }
+        if !is_loopback_host(&self.host) {
+            return Some(format!(
+                "`tls = \"none\"` is only allowed for a relay on loopback, and `{}` is not one: use `tls = \"starttls\"` or `\"implicit\"`",
+                self.host
+            ));
+        }
+        None
+    }
+}
+
+/// Whether `host` names this machine (`localhost`, `127.0.0.0/8`, `::1`): the only place clear
+/// text is acceptable, because the bytes never leave the machine.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn default_smtp_port() -> u16 {
@@ -380,9 +558,46 @@ pub struct WebhookConnection {
     /// Secret headers, such as `Authorization`.
     #[serde(default)]
     pub headers: BTreeMap<String, SecretRef>,
-    /// Timeout of one request. Default `30s`.
+    /// Timeout of one request, in seconds. Default 30.
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+    /// Permits a plain `http://` URL, which sends the records and headers in clear text. Only
+    /// honoured for a receiver on loopback (`localhost`, `127.0.0.1`, `::1`).
+    #[serde(default)]
+    pub allow_insecure: bool,
+}
+
+impl WebhookConnection {
+    /// Why this connection must not be used as written, if it must not: only `https://`, or
+    /// `http://` to loopback when asked for explicitly.
+    pub fn insecure_problem(&self) -> Option<String> {
+        let Some((scheme, rest)) = self.url.split_once("://") else {
+            return Some(format!(
+                "`{}` is not a URL: write it as `https://host/path`",
+                self.url
+            ));
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or_default(),
+            None => authority.split(':').next().unwrap_or_default(),
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "https" => None,
+            "http" if !self.allow_insecure => Some(format!(
+                "`{}` is plain http: the records and headers would travel in clear text; use `https://`, or set `allow_insecure = true` for a receiver on loopback",
+                self.url
+            )),
+            "http" if !is_loopback_host(host) => Some(format!(
+                "plain http is only allowed to a receiver on loopback, and `{host}` is not one: use `https://`"
+            )),
+            "http" => None,
+            other => Some(format!(
+                "`{other}://` is not supported: the webhook URL must start with `https://`"
+            )),
+        }
+    }
 }
 
 /// API access.
@@ -448,4 +663,91 @@ pub struct AlertsConfig {
     /// Alert when a run writes more bytes than this.
     #[serde(default)]
     pub large_export_bytes: Option<ByteSize>,
+    /// Storage quotas by connection name (`local` for local destinations): alert when the
+    /// bytes the ledger lists there pass `quota_alert_fraction` of the quota.
+    #[serde(default)]
+    pub quotas: BTreeMap<String, ByteSize>,
+    /// Fraction of a quota that raises the alert. Default 0.8.
+    #[serde(default)]
+    pub quota_alert_fraction: Option<f64>,
+    /// Hours before an alert that is still true is sent again. Default 24.
+    #[serde(default)]
+    pub repeat_hours: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn webhook(url: &str, allow_insecure: bool) -> WebhookConnection {
+        WebhookConnection {
+            url: url.into(),
+            signing_secret: None,
+            headers: BTreeMap::new(),
+            timeout_seconds: None,
+            allow_insecure,
+        }
+    }
+
+    #[test]
+    fn loopback_is_localhost_127_8_and_ipv6_one() {
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "example.com",
+            "10.0.0.1",
+            "localhost.example.com",
+            "0.0.0.0",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn plain_http_needs_allow_insecure_and_a_loopback_host() {
+        assert_eq!(
+            webhook("https://crm.example.com/x", false).insecure_problem(),
+            None
+        );
+        assert_eq!(
+            webhook("http://127.0.0.1:8089/x", true).insecure_problem(),
+            None
+        );
+        assert_eq!(
+            webhook("http://user@[::1]:80/x", true).insecure_problem(),
+            None
+        );
+        assert!(
+            webhook("http://127.0.0.1:8089/x", false)
+                .insecure_problem()
+                .is_some()
+        );
+        let remote = webhook("http://crm.example.com:80/x", true).insecure_problem();
+        assert!(remote.unwrap().contains("`crm.example.com` is not one"));
+        // A host that only starts like loopback is not loopback.
+        assert!(
+            webhook("http://localhost.evil.test/x", true)
+                .insecure_problem()
+                .is_some()
+        );
+        assert!(
+            webhook("ftp://127.0.0.1/x", true)
+                .insecure_problem()
+                .is_some()
+        );
+        assert!(
+            webhook("crm.example.com", true)
+                .insecure_problem()
+                .is_some()
+        );
+    }
 }

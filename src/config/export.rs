@@ -85,6 +85,14 @@ pub struct ExportDef {
     /// still expire by their retention) or `delete`.
     #[serde(default)]
     pub on_remove: OnRemove,
+    /// Alert (through `[alerts]` of exportd.toml) when a run exports more rows than this,
+    /// checked before delivery. Overrides `[alerts] large_export_rows`.
+    #[serde(default)]
+    pub alert_rows: Option<u64>,
+    /// Alert when a run's parts add up to more bytes than this, checked before delivery.
+    /// Overrides `[alerts] large_export_bytes`.
+    #[serde(default)]
+    pub alert_bytes: Option<ByteSize>,
 }
 
 /// What an export extracts.
@@ -491,6 +499,19 @@ pub enum S3StorageClass {
     DeepArchive,
 }
 
+/// The values `[[deliver]] to = "gcs"` accepts for `storage_class` (any case).
+pub const GCS_STORAGE_CLASSES: &[&str] = &["STANDARD", "NEARLINE", "COLDLINE", "ARCHIVE"];
+/// The values `[[deliver]] to = "azure"` accepts for `access_tier` (any case).
+pub const AZURE_ACCESS_TIERS: &[&str] = &["Hot", "Cool", "Cold", "Archive"];
+
+/// The spelling a cloud expects of `value`, if `value` is one of `allowed` in any case.
+pub fn one_of(value: &str, allowed: &[&'static str]) -> Option<&'static str> {
+    allowed
+        .iter()
+        .copied()
+        .find(|a| a.eq_ignore_ascii_case(value))
+}
+
 /// Google Cloud Storage destination.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -575,10 +596,13 @@ pub struct WebhookDeliver {
     /// Path template appended to the connection's URL, such as `/sync/{{export}}`.
     #[serde(default)]
     pub path: Option<String>,
-    /// Extra non-secret headers; put secret headers in the connection.
+    /// Extra non-secret headers, templates rendered with the run's variables
+    /// (`X-Export-Date = "{{date}}"`); put secret headers in the connection.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// Rows per POST (the body is an NDJSON batch); without it, each part is POSTed whole.
+    /// Records per POST, for `json` and `ndjson` exports (default 1000): each body is
+    /// `{"export", "run_id", "batch", "records": […]}`. Other formats are POSTed one part per
+    /// request, as the part's bytes, and refuse `batch_size`.
     #[serde(default)]
     #[schemars(range(min = 1))]
     pub batch_size: Option<u64>,

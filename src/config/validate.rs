@@ -8,7 +8,7 @@
 
 use super::daemon::{ConnectionConfig, DaemonConfig};
 use super::diagnostic::{Diagnostic, Severity, did_you_mean};
-use super::export::{CompressionKind, DeliverDef, ExportDef, Kind};
+use super::export::{CompressionKind, DeliverDef, ExportDef, FormatKind, Kind};
 use super::schema::{DAEMON_SCHEMA, EXPORT_SCHEMA};
 use super::schema_check::SchemaChecker;
 use super::source::{Part, Seg, Source};
@@ -139,7 +139,8 @@ pub fn check_daemon(file: &Path, text: &str) -> (Option<DaemonConfig>, Vec<Diagn
             )),
         }
     }
-    for name in config.connections.keys() {
+    for (name, connection) in &config.connections {
+        diags.extend(connection_problems(&source, name, connection));
         if !valid_export_name(name) {
             diags.push(source.error_at(
                 &path!["connections", name.as_str()],
@@ -153,6 +154,67 @@ pub fn check_daemon(file: &Path, text: &str) -> (Option<DaemonConfig>, Vec<Diagn
     } else {
         (None, diags)
     }
+}
+
+/// What makes a connection unusable as written: clear text where it is not allowed, an SFTP
+/// server it could not verify, a CA file
+/// that would resolve differently depending on the daemon's working directory.
+fn connection_problems(
+    source: &Source<'_>,
+    name: &str,
+    connection: &ConnectionConfig,
+) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let at = |key: &'static str| path!["connections", name, key];
+    match connection {
+        ConnectionConfig::Smtp(smtp) => {
+            if let Some(problem) = smtp.insecure_problem() {
+                diags.push(source.error_at(&at("tls"), Part::Value, problem));
+            }
+            if let Some(ca) = &smtp.ca_file
+                && !ca.is_absolute()
+            {
+                diags.push(source.error_at(
+                    &at("ca_file"),
+                    Part::Value,
+                    format!(
+                        "`ca_file` `{}` must be an absolute path, such as `/etc/exportd/relay-ca.pem`",
+                        ca.display()
+                    ),
+                ));
+            }
+        }
+        ConnectionConfig::Webhook(hook) => {
+            if let Some(problem) = hook.insecure_problem() {
+                diags.push(source.error_at(&at("url"), Part::Value, problem));
+            }
+        }
+        ConnectionConfig::Sftp(sftp) => {
+            if let Some(problem) = sftp.host_key_problem() {
+                diags.push(source.error_at(
+                    &path!["connections", name],
+                    Part::Key,
+                    format!("connection `{name}`: {problem}"),
+                ));
+            }
+        }
+        _ => {}
+    }
+    if let Some((endpoint, allow_insecure)) = connection.object_store_endpoint()
+        && let Some(problem) = super::daemon::endpoint_problem(endpoint, allow_insecure)
+    {
+        diags.push(source.error_at(&at("endpoint"), Part::Value, problem));
+    }
+    diags
+}
+
+/// Formats a webhook can split into JSON records; any other part is POSTed whole.
+pub fn webhook_can_split(format: FormatKind, compression: CompressionKind) -> bool {
+    matches!(format, FormatKind::Json | FormatKind::Ndjson)
+        && matches!(
+            compression,
+            CompressionKind::None | CompressionKind::Gzip | CompressionKind::Zstd
+        )
 }
 
 /// Checks the text of one definition. `name` is the file stem.
@@ -482,7 +544,9 @@ impl Checks<'_, '_> {
                 );
                 let at = path!["deliver", i, "path"];
                 let t = self.template(&at, text, &sample, allow_absolute)?;
-                if multi_part && !text.contains("{{part}}") && !matches!(dest, DeliverDef::Email(_)) {
+                // Attachments and webhook endpoints are not stored objects: parts cannot
+                // overwrite each other there.
+                if multi_part && !text.contains("{{part}}") && !matches!(dest, DeliverDef::Email(_) | DeliverDef::Webhook(_)) {
                     self.error(&at, "[chunk] can produce several parts, and they would overwrite each other: put `{{part}}` in the path");
                 }
                 Some(t)
@@ -524,6 +588,20 @@ impl Checks<'_, '_> {
                         }
                     }
                 }
+                DeliverDef::Webhook(hook) => {
+                    for (header, text) in &hook.headers {
+                        let at = path!["deliver", i, "headers", header.as_str()];
+                        self.template(&at, text, &sample, true);
+                    }
+                    if hook.batch_size.is_some()
+                        && !webhook_can_split(def.format.kind, def.format.compression)
+                    {
+                        self.error(
+                            &path!["deliver", i, "batch_size"],
+                            "`batch_size` needs records a webhook can split: `[format] type` `json` or `ndjson` with compression `none`, `gzip` or `zstd`; remove `batch_size` to POST each part whole, or change the format",
+                        );
+                    }
+                }
                 DeliverDef::S3(s3) => {
                     use super::export::S3Encryption;
                     match (s3.encryption, &s3.kms_key_id) {
@@ -541,6 +619,34 @@ impl Checks<'_, '_> {
                         self.error(
                             &path!["deliver", i, "immutable"],
                             "`immutable = true` locks each object for the retention period: set `retention`, such as `7y`",
+                        );
+                    }
+                }
+                DeliverDef::Gcs(gcs) => {
+                    use super::export::{GCS_STORAGE_CLASSES, one_of};
+                    if let Some(class) = &gcs.storage_class
+                        && one_of(class, GCS_STORAGE_CLASSES).is_none()
+                    {
+                        self.error(
+                            &path!["deliver", i, "storage_class"],
+                            format!(
+                                "unknown gcs storage class `{class}`: use one of {}",
+                                GCS_STORAGE_CLASSES.join(", ")
+                            ),
+                        );
+                    }
+                }
+                DeliverDef::Azure(azure) => {
+                    use super::export::{AZURE_ACCESS_TIERS, one_of};
+                    if let Some(tier) = &azure.access_tier
+                        && one_of(tier, AZURE_ACCESS_TIERS).is_none()
+                    {
+                        self.error(
+                            &path!["deliver", i, "access_tier"],
+                            format!(
+                                "unknown azure access tier `{tier}`: use one of {}",
+                                AZURE_ACCESS_TIERS.join(", ")
+                            ),
                         );
                     }
                 }
@@ -752,6 +858,46 @@ subject = "Weekly {{week}}"
         ")",
     ];
 
+    #[test]
+    fn sftp_connections_must_verify_the_server() {
+        let check = |extra: &str| {
+            let text = format!(
+                "[connections.files]\ntype = \"sftp\"\nhost = \"sftp.example.com\"\nusername = \"u\"\n{extra}"
+            );
+            let (config, diags) = check_daemon(Path::new("exportd.toml"), &text);
+            (
+                config.is_some(),
+                diags.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            )
+        };
+        let (ok, diags) = check("");
+        assert!(!ok);
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert!(diags[0].contains("exportd.toml:1:"), "{diags:?}");
+        assert!(
+            diags[0].contains("host key would not be verified"),
+            "{diags:?}"
+        );
+        assert!(diags[0].contains("known_hosts"), "{diags:?}");
+
+        let (ok, diags) = check("allow_insecure = true\n");
+        assert!(!ok);
+        assert!(
+            diags[0].contains("only allowed for a server on loopback"),
+            "{diags:?}"
+        );
+
+        let (ok, diags) = check("host_key_fingerprint = \"MD5:ab:cd\"\n");
+        assert!(!ok);
+        assert!(diags[0].contains("SHA256:"), "{diags:?}");
+
+        assert!(check("known_hosts = \"/etc/exportd/known_hosts\"\n").0);
+        assert!(check("host_key_fingerprint = \"SHA256:abc\"\n").0);
+        let loopback = "[connections.t]\ntype = \"sftp\"\nhost = \"127.0.0.1\"\nusername = \"u\"\nallow_insecure = true\n";
+        let (config, diags) = check_daemon(Path::new("exportd.toml"), loopback);
+        assert!(config.is_some(), "{diags:?}");
+    }
+
     /// The loader must turn any text into diagnostics, never a panic.
     #[test]
     fn loader_never_panics_on_mutated_definitions() {
@@ -899,5 +1045,37 @@ path = "a/{{date}}/{{part}}.{{ext}}"
         fn mutated_definitions_never_panic(edits in prop::collection::vec(edit(), 1..6)) {
             check(&apply(VALID, &edits))?;
         }
+    }
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::*;
+
+    fn problems(connection: &str) -> Vec<String> {
+        let text = format!("[connections.store]\n{connection}\n");
+        let (_, diags) = check_daemon(Path::new("exportd.toml"), &text);
+        diags
+            .into_iter()
+            .map(|d| format!("{}: {}", d.line, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn plain_http_needs_allow_insecure_and_loopback() {
+        let s3 = "type = \"s3\"\nendpoint = ";
+        let refused = problems(&format!("{s3}\"http://127.0.0.1:9000\""));
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(refused[0].starts_with("3: ") && refused[0].contains("allow_insecure = true"));
+        let remote = problems(&format!(
+            "{s3}\"http://s3.example.com\"\nallow_insecure = true"
+        ));
+        assert!(remote[0].contains("not on loopback"), "{remote:?}");
+        assert!(problems(&format!("{s3}\"http://[::1]:9000\"\nallow_insecure = true")).is_empty());
+        assert!(problems(&format!("{s3}\"https://s3.example.com\"")).is_empty());
+        let azure = "type = \"azure\"\naccount = \"a\"\nendpoint = \"http://localhost:1/a\"";
+        assert_eq!(problems(azure).len(), 1);
+        let gcs = "type = \"gcs\"\nendpoint = \"ftp://127.0.0.1\"\nallow_insecure = true";
+        assert!(problems(gcs)[0].contains("https://"));
     }
 }

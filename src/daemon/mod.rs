@@ -5,6 +5,12 @@
 //! Runs execute on blocking threads; runs of one export never overlap (a run that comes due
 //! while the previous one is still running waits for it).
 //!
+//! Several replicas may share one PostgreSQL state store: before a run starts, its replica
+//! claims it ([`StateStore::claim`], key = run id) under a lease renewed while the run lives.
+//! A run claimed or finished elsewhere is skipped; a run whose holder stopped renewing is
+//! taken over once the lease runs out (see [`Daemon::take_over_expired`]). With SQLite the
+//! claim always succeeds and changes nothing.
+//!
 //! **Invariant:** an invalid definition never stops the daemon. The last valid version of that
 //! export keeps its schedule, and the error is logged until the file is fixed.
 
@@ -15,7 +21,7 @@ pub mod scheduler;
 use crate::config::ExportSpec;
 use crate::pipeline::{Environment, RunPlan, RunReport};
 use crate::runner;
-use crate::state::{StateStore, Trigger};
+use crate::state::{Claim, StateStore, Trigger};
 use chrono::{DateTime, Utc};
 use reconcile::{Fingerprint, Reconciler};
 use registry::{Condition, ExportStatus, SharedRegistry};
@@ -95,6 +101,8 @@ pub struct Options {
 struct Slot {
     spec: Arc<ExportSpec>,
     queue: ExportSchedule,
+    /// The run this replica is executing for the export, if any.
+    running_run: Option<String>,
 }
 
 /// Everything the event loop works with.
@@ -105,6 +113,10 @@ struct Daemon {
     slots: BTreeMap<String, Slot>,
     events: mpsc::UnboundedSender<Event>,
     max_catch_up: usize,
+    /// After the state store failed to answer a claim, no run starts before this time.
+    claims_paused_until: Option<DateTime<Utc>>,
+    /// When to look for runs whose holder's lease ran out.
+    next_takeover_scan: DateTime<Utc>,
     sweeps: Sweeps,
 }
 
@@ -117,6 +129,12 @@ struct Sweeps {
     again: bool,
     next: std::time::Instant,
 }
+
+/// The claim a retention sweep holds while it runs, so replicas never sweep at once.
+const SWEEP_CLAIM: &str = "retention-sweep";
+
+/// How long a replica waits before claiming again after the state store failed.
+const CLAIM_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs the daemon until SIGTERM. Blocks the calling thread.
 pub fn run(options: Options) -> anyhow::Result<()> {
@@ -162,6 +180,8 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
             again: false,
             next: std::time::Instant::now(),
         },
+        claims_paused_until: None,
+        next_takeover_scan: Utc::now(),
     };
     daemon.apply(first, Utc::now());
     daemon.recover_interrupted_runs();
@@ -186,6 +206,7 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
         }
         let now = Utc::now();
         if !shutting_down {
+            daemon.take_over_expired(now);
             daemon.start_due_runs(now);
             if std::time::Instant::now() >= daemon.sweeps.next {
                 daemon.start_sweep();
@@ -206,6 +227,10 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
             .slots
             .values()
             .filter_map(|s| s.queue.wake_at(now))
+            .min()
+            .map(|t| t.max(daemon.claims_paused_until.unwrap_or(t)))
+            .into_iter()
+            .chain([daemon.next_takeover_scan])
             .min()
             .map(|t| (t - Utc::now()).to_std().unwrap_or_default())
             .unwrap_or(std::time::Duration::from_secs(60))
@@ -354,6 +379,7 @@ impl Daemon {
                 Slot {
                     spec: spec.clone(),
                     queue,
+                    running_run: previous.and_then(|p| p.running_run),
                 },
             );
         }
@@ -464,11 +490,60 @@ impl Daemon {
         }
     }
 
-    /// Records every run still going as interrupted (shutdown after the grace period).
+    /// Records the runs this replica is still executing as interrupted (shutdown after the
+    /// grace period) and gives their claims up, so whoever starts next retries them at once.
+    /// Runs of other replicas are theirs to record.
     fn interrupt_running(&self) {
-        for run in self.state.running_runs().unwrap_or_default() {
-            if let Err(e) = self.state.mark_interrupted(&run.id, Utc::now()) {
-                warn!(run_id = %run.id, error = %e, "Cannot record the run as interrupted.");
+        for id in self.slots.values().filter_map(|s| s.running_run.as_ref()) {
+            if let Err(e) = self.state.mark_interrupted(id, Utc::now()) {
+                warn!(run_id = %id, error = %e, "Cannot record the run as interrupted.");
+            }
+            if let Err(e) = self.state.release_claim(id, &self.env.replica) {
+                warn!(run_id = %id, error = %e, "Cannot release the claim on the run.");
+            }
+        }
+    }
+
+    /// Claims the run `id` for this replica for one lease.
+    fn claim(&self, id: &str, now: DateTime<Utc>) -> Result<Claim, crate::state::Error> {
+        let until = now + chrono::Duration::from_std(self.env.lease).unwrap_or_default();
+        self.state.claim(id, &self.env.replica, now, until)
+    }
+
+    /// Queues the runs whose holder stopped renewing its claim (it died or lost the database):
+    /// they start again here, as their next attempt, once this replica claims them.
+    fn take_over_expired(&mut self, now: DateTime<Utc>) {
+        if now < self.next_takeover_scan {
+            return;
+        }
+        self.next_takeover_scan =
+            now + chrono::Duration::from_std(self.env.lease / 2).unwrap_or_default();
+        let expired = match self.state.expired_claims(now) {
+            Ok(keys) => keys,
+            Err(e) => {
+                warn!(error = %e, "Cannot read the claims; no run is taken over.");
+                return;
+            }
+        };
+        for key in expired {
+            let Some((export, _)) = key.split_once('/') else {
+                continue;
+            };
+            let Some(slot) = self.slots.get_mut(export) else {
+                continue;
+            };
+            if slot.running_run.as_deref() == Some(key.as_str()) {
+                continue;
+            }
+            if let Ok(Some(run)) = self.state.get_run(&key)
+                && matches!(
+                    run.state,
+                    crate::state::RunState::Running | crate::state::RunState::Interrupted
+                )
+                && !slot.queue.pending_contains(run.nominal)
+            {
+                info!(export = %run.export, run_id = %run.id, "Taking over a run whose replica stopped renewing its claim.");
+                slot.queue.push_front(run.nominal, run.trigger);
             }
         }
     }
@@ -495,23 +570,60 @@ impl Daemon {
                     slot.queue.push_front(run.nominal, run.trigger);
                 }
                 None if run.state == crate::state::RunState::Running => {
-                    let _ = self.state.mark_interrupted(&run.id, Utc::now());
+                    // Only a run nobody else holds: another replica may still be running it.
+                    if let Ok(Claim::Acquired) = self.claim(&run.id, Utc::now()) {
+                        let _ = self.state.mark_interrupted(&run.id, Utc::now());
+                        let _ = self.state.release_claim(&run.id, &self.env.replica);
+                    }
                 }
                 None => {}
             }
         }
     }
 
+    /// Starts every due run this replica can claim. A run claimed by a live replica, or
+    /// already finished by one, is skipped and the export's next due run is tried. If the state
+    /// store cannot be reached nothing starts: the run goes back to the queue and claiming
+    /// pauses for [`CLAIM_RETRY`].
     fn start_due_runs(&mut self, now: DateTime<Utc>) {
+        if self.claims_paused_until.is_some_and(|until| now < until) {
+            return;
+        }
+        self.claims_paused_until = None;
         let names: Vec<String> = self.slots.keys().cloned().collect();
         for name in names {
-            let Some(slot) = self.slots.get_mut(&name) else {
-                continue;
-            };
-            if let Some((nominal, trigger)) = slot.queue.poll(now) {
+            while let Some(slot) = self.slots.get_mut(&name) {
+                let Some((nominal, trigger)) = slot.queue.poll(now) else {
+                    break;
+                };
                 let spec = slot.spec.clone();
-                self.start_run(spec, nominal, trigger);
-                self.refresh_status(&name);
+                let id = crate::state::run_id(&name, nominal);
+                match self.claim(&id, now) {
+                    Ok(Claim::Acquired) => {
+                        if let Some(slot) = self.slots.get_mut(&name) {
+                            slot.running_run = Some(id);
+                        }
+                        self.start_run(spec, nominal, trigger);
+                        self.refresh_status(&name);
+                        break;
+                    }
+                    Ok(claim) => {
+                        debug!(run_id = %id, claim = ?claim, "Run claimed by another replica; skipped.");
+                        if let Some(slot) = self.slots.get_mut(&name) {
+                            slot.queue.finished();
+                        }
+                    }
+                    Err(e) => {
+                        warn!(run_id = %id, error = %e, "Cannot claim the run: the state store does not answer; no run starts until it does.");
+                        if let Some(slot) = self.slots.get_mut(&name) {
+                            slot.queue.finished();
+                            slot.queue.push_front(nominal, trigger);
+                        }
+                        self.claims_paused_until =
+                            Some(now + chrono::Duration::from_std(CLAIM_RETRY).unwrap_or_default());
+                        return;
+                    }
+                }
             }
         }
     }
@@ -556,15 +668,38 @@ impl Daemon {
         let state = self.state.clone();
         let tx = self.events.clone();
         tokio::task::spawn_blocking(move || {
-            let report = crate::retention::sweep(
-                &specs,
-                state.as_ref(),
-                &env.deliver_context(),
-                crate::retention::Guards::from(&env.retention),
-                Utc::now(),
-                crate::retention::Scope::default(),
-            )
-            .map_err(|e| e.to_string());
+            // Replicas sharing a state store take turns: the sweep holds a claim (renewed like a
+            // run's) and releases it at the end, so the next sweep anywhere may claim it again.
+            let until = Utc::now() + chrono::Duration::from_std(env.lease).unwrap_or_default();
+            let report = match state.claim(SWEEP_CLAIM, &env.replica, Utc::now(), until) {
+                Ok(Claim::Acquired) => {
+                    let lease = renew_lease(
+                        state.clone(),
+                        SWEEP_CLAIM.to_owned(),
+                        env.replica.clone(),
+                        env.lease,
+                    );
+                    let report = crate::retention::sweep(
+                        &specs,
+                        state.as_ref(),
+                        &env.deliver_context(),
+                        crate::retention::Guards::from(&env.retention),
+                        Utc::now(),
+                        crate::retention::Scope::default(),
+                    )
+                    .map_err(|e| e.to_string());
+                    drop(lease);
+                    if let Err(e) = state.release_claim(SWEEP_CLAIM, &env.replica) {
+                        warn!(error = %e, "Cannot release the retention sweep's claim; other replicas sweep again once its lease runs out.");
+                    }
+                    report
+                }
+                Ok(claim) => {
+                    debug!(claim = ?claim, "Another replica is sweeping; this sweep is skipped.");
+                    Ok(crate::retention::Report::default())
+                }
+                Err(e) => Err(format!("cannot claim the retention sweep: {e}")),
+            };
             let _ = tx.send(Event::SweepFinished(Box::new(report)));
         });
     }
@@ -640,11 +775,17 @@ impl Daemon {
         let tx = self.events.clone();
         info!(export = %spec.name, nominal = %nominal.to_rfc3339(), trigger = trigger.as_str(), "Run started.");
         tokio::task::spawn_blocking(move || {
+            let id = crate::state::run_id(&spec.name, nominal);
+            let lease = renew_lease(state.clone(), id.clone(), env.replica.clone(), env.lease);
             let watermark = state.watermark(&spec.name).ok().flatten();
             let plan = RunPlan::at(&spec, nominal, watermark);
             let result =
                 runner::execute(&env, state.as_ref(), &spec, &plan, trigger, &mut |_, _| {})
                     .map_err(|e| format!("{e:#}"));
+            drop(lease);
+            if let Err(e) = state.finish_claim(&id, &env.replica) {
+                warn!(run_id = %id, error = %e, "Cannot mark the claim on the run finished; another replica may run it again after the lease.");
+            }
             let _ = tx.send(Event::RunFinished {
                 export: spec.name.clone(),
                 nominal,
@@ -661,6 +802,7 @@ impl Daemon {
     ) {
         if let Some(slot) = self.slots.get_mut(export) {
             slot.queue.finished();
+            slot.running_run = None;
         }
         let seconds;
         if let Ok(mut registry) = self.registry.write() {
@@ -729,6 +871,35 @@ impl Daemon {
         });
         Ok(())
     }
+}
+
+/// Renews the claim on run `id` every third of `lease` until the returned sender is dropped
+/// (the run ended). A renewal that fails is logged: the run goes on, and if the lease runs out
+/// meanwhile another replica may start the same run, which writes the same object names.
+fn renew_lease(
+    state: Arc<dyn StateStore>,
+    id: String,
+    owner: String,
+    lease: std::time::Duration,
+) -> std::sync::mpsc::Sender<()> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(lease / 3)
+        {
+            let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();
+            match state.renew_claim(&id, &owner, until) {
+                Ok(true) => {}
+                Ok(false) => {
+                    warn!(run_id = %id, "Lost the claim on a running run: another replica took it over.");
+                    break;
+                }
+                Err(e) => {
+                    warn!(run_id = %id, error = %e, "Cannot renew the claim on a running run; retrying.");
+                }
+            }
+        }
+    });
+    stop
 }
 
 fn spawn_signal_handlers(tx: mpsc::UnboundedSender<Event>) -> anyhow::Result<()> {

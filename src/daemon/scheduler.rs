@@ -90,6 +90,11 @@ impl ExportSchedule {
         self.pending.push_front((nominal, trigger));
     }
 
+    /// Whether `nominal` is already queued.
+    pub fn pending_contains(&self, nominal: DateTime<Utc>) -> bool {
+        self.pending.iter().any(|(t, _)| *t == nominal)
+    }
+
     /// The run to start now, if the export is idle and something is due.
     pub fn poll(&mut self, now: DateTime<Utc>) -> Option<(DateTime<Utc>, Trigger)> {
         while let (Some(next), Some(schedule)) = (self.next, &self.schedule) {

@@ -17,7 +17,14 @@
 //! synchronous trait: the pipeline runs on a blocking thread, and [`block_on`] drives the
 //! futures on one shared IO runtime.
 
+pub mod email;
+pub mod gcs;
+pub mod known_hosts;
 pub mod local;
+pub mod object;
+mod records;
+pub mod sftp;
+pub mod webhook;
 
 use crate::config::daemon::ConnectionConfig;
 use crate::config::export::DeliverDef;
@@ -217,8 +224,32 @@ impl Context {
 pub fn build(def: &DeliverDef, context: &Context) -> Result<Box<dyn Destination>, Error> {
     match def {
         DeliverDef::Local(_) => Ok(Box::new(local::LocalDestination::new(&context.output_dir))),
-        other => Err(Error::Unsupported(other.kind_name())),
+        DeliverDef::S3(def) => match context.connection(&def.connection)? {
+            ConnectionConfig::S3(c) => Ok(Box::new(object::ObjectDestination::s3(def, c)?)),
+            other => Err(wrong_connection(&def.connection, other, "s3")),
+        },
+        DeliverDef::Gcs(def) => match context.connection(&def.connection)? {
+            ConnectionConfig::Gcs(c) => Ok(Box::new(gcs::GcsDestination::new(def, c)?)),
+            other => Err(wrong_connection(&def.connection, other, "gcs")),
+        },
+        DeliverDef::Azure(def) => match context.connection(&def.connection)? {
+            ConnectionConfig::Azure(c) => Ok(Box::new(object::ObjectDestination::azure(def, c)?)),
+            other => Err(wrong_connection(&def.connection, other, "azure")),
+        },
+        DeliverDef::Sftp(d) => Ok(Box::new(sftp::SftpDestination::new(
+            &d.connection,
+            context,
+        )?)),
+        DeliverDef::Email(def) => Ok(Box::new(email::EmailDestination::new(def, context)?)),
+        DeliverDef::Webhook(def) => Ok(Box::new(webhook::WebhookDestination::new(def, context)?)),
     }
+}
+
+fn wrong_connection(name: &str, found: &ConnectionConfig, wanted: &str) -> Error {
+    Error::Config(format!(
+        "connection `{name}` is of type `{}`, but `to = \"{wanted}\"` needs a `{wanted}` connection",
+        found.kind_name()
+    ))
 }
 
 /// Runs `future` to completion on the shared IO runtime. Call it from blocking code only (the

@@ -26,10 +26,12 @@
 mod eval;
 mod lexer;
 mod parse;
+mod postgres;
 mod sql;
 mod sqlite;
 
 pub use eval::parse_timestamp;
+pub use postgres::{PostgresDialect, jsonb_value};
 pub use sql::{FieldType, JsonKind, SqlDialect, SqlField, SqlFragment, push_down};
 pub use sqlite::{Location, SqliteDialect};
 

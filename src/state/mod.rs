@@ -13,13 +13,17 @@
 //!   `exportd plan` and the status API.
 //!
 //! One trait, [`StateStore`], with one implementation per database (SQLite embedded by default,
-//! `sqlite://var/state.db`; PostgreSQL follows behind the same trait). The trait takes explicit
+//! `sqlite://var/state.db`; PostgreSQL for several replicas sharing one history).
+//!
+//! A fifth record, **claims**, lets replicas share the work: each nominal run is claimed by
+//! one replica under a lease it renews while the run is alive (see [`StateStore::claim`]). The trait takes explicit
 //! timestamps everywhere instead of reading the wall clock, so the scheduler's injectable clock
 //! reaches the records and simulated-time tests see consistent history.
 //!
 //! All timestamps are `DateTime<Utc>` in the API and milliseconds since the epoch in storage.
 //! [`RunRecord`], [`Delivery`] and [`Revision`] are API views: they hold no secrets.
 
+pub mod postgres;
 pub mod sqlite;
 
 use crate::deliver::Delivered;
@@ -39,11 +43,17 @@ pub enum Error {
     /// The database failed.
     #[error("state store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The PostgreSQL database failed or cannot be reached.
+    #[error("state store: {0}")]
+    Postgres(#[from] crate::postgres::Error),
     /// The state URL is not one exportd knows.
     #[error(
-        "unsupported state url `{0}`: use `sqlite://PATH` in `[state] url` (PostgreSQL support is not in this build yet)"
+        "unsupported state url `{0}`: use `sqlite://PATH` or `postgres://USER@HOST/DB` in `[state] url`"
     )]
     UnsupportedUrl(String),
+    /// The `[state] password` secret cannot be read.
+    #[error("state store password: {0}")]
+    Secret(#[from] crate::config::secret::Error),
     /// The state file or its directory could not be created.
     #[error(
         "cannot open state store `{path}`: {source}; check that the directory exists and is writable by exportd"
@@ -461,6 +471,22 @@ pub struct Revision {
     pub accepted_at: DateTime<Utc>,
 }
 
+/// What [`StateStore::claim`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The caller holds the claim until the lease it asked for.
+    Acquired,
+    /// Another owner holds it and its lease has not run out.
+    Held {
+        /// Who holds it.
+        owner: String,
+        /// Until when, unless renewed.
+        lease_until: DateTime<Utc>,
+    },
+    /// The work was finished by whoever held it: nobody may claim it again.
+    Done,
+}
+
 /// A state store. Called from several blocking threads at once, hence `Send + Sync` and `&self`
 /// everywhere: implementations serialise access internally.
 pub trait StateStore: Send + Sync {
@@ -591,11 +617,57 @@ pub trait StateStore: Send + Sync {
 
     /// Audit entries matching the filter, newest first.
     fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, Error>;
+
+    // ---- claims (replicas) ----
+
+    /// Claims the work named `key` (a run id, or any other name such as a retention sweep's)
+    /// for `owner` until `lease_until`. Succeeds when nobody holds it, when `owner` already
+    /// does (a restarted replica taking its own work back), or when the holder's lease ran
+    /// out before `now` (it died or lost the database); never once the work is done. Atomic:
+    /// of replicas claiming at the same moment exactly one gets [`Claim::Acquired`].
+    fn claim(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim, Error>;
+
+    /// Extends a claim `owner` holds. Returns false if it lost the claim (taken over after its
+    /// lease ran out, or finished).
+    fn renew_claim(
+        &self,
+        key: &str,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, Error>;
+
+    /// Marks claimed work done, so it is never claimed again (a completed or failed run).
+    fn finish_claim(&self, key: &str, owner: &str) -> Result<(), Error>;
+
+    /// Gives a claim up so anyone may take it at once (a run interrupted by shutdown).
+    fn release_claim(&self, key: &str, owner: &str) -> Result<(), Error>;
+
+    /// Keys of unfinished claims whose lease ran out before `now`: work whose holder died,
+    /// for another replica to take over.
+    fn expired_claims(&self, now: DateTime<Utc>) -> Result<Vec<String>, Error>;
 }
 
-/// Opens the state store a URL names (`[state] url`). Relative paths resolve against `base`,
-/// the directory of exportd.toml, like [`crate::store::open`].
-pub fn open(url: &str, base: &Path) -> Result<Box<dyn StateStore>, Error> {
+/// Opens the state store a URL names (`[state] url`, with `[state] password` for PostgreSQL).
+/// Relative paths resolve against `base`, the directory of exportd.toml, like
+/// [`crate::store::open`].
+pub fn open(
+    url: &str,
+    password: Option<&crate::config::secret::SecretRef>,
+    base: &Path,
+) -> Result<Box<dyn StateStore>, Error> {
+    if crate::postgres::is_postgres_url(url) {
+        let password = password.map(|p| p.resolve()).transpose()?;
+        return Ok(Box::new(postgres::PostgresState::open(
+            url,
+            password.as_ref(),
+        )?));
+    }
     match url.strip_prefix("sqlite://") {
         Some(path) => {
             let path = Path::new(path);
@@ -607,5 +679,203 @@ pub fn open(url: &str, base: &Path) -> Result<Box<dyn StateStore>, Error> {
             Ok(Box::new(SqliteState::open(&path)?))
         }
         None => Err(Error::UnsupportedUrl(url.to_owned())),
+    }
+}
+
+/// Behaviour every state store shares, run against each implementation by its tests.
+#[cfg(test)]
+pub(crate) mod conformance {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(minute: u32, second: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 1, 15, 2, minute, second)
+            .unwrap()
+    }
+
+    /// Claims: one winner, renewals by the holder only, take-over after the lease, never
+    /// after done, release for an immediate retry.
+    pub(crate) fn claims(s: &dyn StateStore) {
+        let key = "daily/20240115T020000Z";
+        assert_eq!(
+            s.claim(key, "a", t(0, 0), t(1, 0)).unwrap(),
+            Claim::Acquired
+        );
+        assert_eq!(
+            s.claim(key, "b", t(0, 30), t(1, 30)).unwrap(),
+            Claim::Held {
+                owner: "a".into(),
+                lease_until: t(1, 0)
+            }
+        );
+        // The holder claiming again (a restart) keeps it.
+        assert_eq!(
+            s.claim(key, "a", t(0, 40), t(1, 40)).unwrap(),
+            Claim::Acquired
+        );
+        assert!(s.renew_claim(key, "a", t(2, 0)).unwrap());
+        assert!(!s.renew_claim(key, "b", t(3, 0)).unwrap());
+        assert_eq!(s.expired_claims(t(1, 59)).unwrap(), Vec::<String>::new());
+        assert_eq!(s.expired_claims(t(2, 1)).unwrap(), vec![key.to_owned()]);
+        // After the lease, another owner takes it over; the old holder cannot renew.
+        assert_eq!(
+            s.claim(key, "b", t(2, 1), t(3, 0)).unwrap(),
+            Claim::Acquired
+        );
+        assert!(!s.renew_claim(key, "a", t(4, 0)).unwrap());
+        s.finish_claim(key, "b").unwrap();
+        assert_eq!(s.claim(key, "c", t(9, 0), t(10, 0)).unwrap(), Claim::Done);
+        assert_eq!(s.claim(key, "b", t(9, 0), t(10, 0)).unwrap(), Claim::Done);
+        assert_eq!(s.expired_claims(t(30, 0)).unwrap(), Vec::<String>::new());
+        // Released work is free at once.
+        let other = "daily/20240115T030000Z";
+        assert_eq!(
+            s.claim(other, "a", t(0, 0), t(5, 0)).unwrap(),
+            Claim::Acquired
+        );
+        s.release_claim(other, "a").unwrap();
+        assert_eq!(
+            s.claim(other, "b", t(0, 1), t(5, 0)).unwrap(),
+            Claim::Acquired
+        );
+    }
+
+    /// Runs, ledger, watermarks and revisions round-trip the same way in every store.
+    pub(crate) fn records(s: &dyn StateStore) {
+        let start = RunStart {
+            export: "daily".into(),
+            nominal: t(0, 0),
+            window_start: Some(t(0, 0) - chrono::Duration::days(1)),
+            window_end: t(0, 0),
+            trigger: Trigger::Schedule,
+            revision: "abc".into(),
+            started_at: t(0, 1),
+        };
+        let first = s.record_start(&start).unwrap();
+        assert_eq!((first.state, first.attempt), (RunState::Running, 1));
+        assert_eq!(s.running_runs().unwrap().len(), 1);
+        let done = s
+            .record_finish(
+                &first.id,
+                &RunOutcome::Completed {
+                    rows: 10,
+                    bytes: 200,
+                    parts: 1,
+                },
+                t(0, 5),
+            )
+            .unwrap();
+        assert_eq!(
+            (done.state, done.rows, done.finished_at),
+            (RunState::Completed, Some(10), Some(t(0, 5)))
+        );
+        let again = s.record_start(&start).unwrap();
+        assert_eq!((again.attempt, again.rows), (2, None));
+        let failed = s
+            .record_finish(
+                &again.id,
+                &RunOutcome::Failed {
+                    error: "boom".into(),
+                },
+                t(0, 9),
+            )
+            .unwrap();
+        assert_eq!(
+            (failed.state, failed.error.as_deref()),
+            (RunState::Failed, Some("boom"))
+        );
+        assert!(matches!(
+            s.record_finish("nope/1", &RunOutcome::Failed { error: "x".into() }, t(0, 9)),
+            Err(Error::UnknownRun(_))
+        ));
+        assert_eq!(s.last_nominal("daily").unwrap(), Some(t(0, 0)));
+        assert_eq!(s.last_nominals().unwrap().get("daily"), Some(&t(0, 0)));
+        let listed = s
+            .list_runs(&RunFilter {
+                export: Some("daily".into()),
+                state: Some(RunState::Failed),
+                limit: Some(5),
+            })
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(s.get_run(&first.id).unwrap().unwrap().attempt, 2);
+        let delivery = Delivery {
+            export: "daily".into(),
+            run_id: first.id.clone(),
+            destination: "local#0".into(),
+            key: "a.csv".into(),
+            bytes: 5,
+            sha256: "00".into(),
+            delivered_at: t(0, 4),
+            expires_at: Some(t(30, 0)),
+            location: r#"{"to":"local"}"#.into(),
+        };
+        s.record_deliveries(&[delivery.clone(), delivery.clone()])
+            .unwrap();
+        assert_eq!(
+            s.deliveries_for_run(&first.id).unwrap(),
+            vec![delivery.clone()]
+        );
+        assert_eq!(s.deliveries_for_export("daily").unwrap().len(), 1);
+        assert_eq!(s.ledger_exports().unwrap(), vec!["daily".to_owned()]);
+        let totals = s.ledger_totals(Some("daily"), t(0, 5)).unwrap();
+        assert_eq!(
+            (totals.len(), totals[0].objects, totals[0].bytes),
+            (1, 1, 5)
+        );
+        assert_eq!(totals[0].bytes_since, 0, "delivered before `since`");
+        assert!(s.ledger_totals(Some("other"), t(0, 0)).unwrap().is_empty());
+        s.append_audit(&[
+            AuditEntry::new(
+                "ops",
+                "operations",
+                "download",
+                "daily/a.csv",
+                "ok",
+                t(1, 0),
+            ),
+            AuditEntry::new(
+                "exportd",
+                "schedule",
+                "delivery",
+                "local#0 a.csv",
+                "ok",
+                t(2, 0),
+            ),
+        ])
+        .unwrap();
+        let all = s.audit_log(&AuditFilter::default()).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].action, "delivery", "newest first");
+        let by_ops = s
+            .audit_log(&AuditFilter {
+                actor: Some("ops".into()),
+                ..AuditFilter::default()
+            })
+            .unwrap();
+        assert_eq!((by_ops.len(), by_ops[0].at), (1, t(1, 0)));
+        let recent = s
+            .audit_log(&AuditFilter {
+                since: Some(t(1, 30)),
+                limit: Some(5),
+                ..AuditFilter::default()
+            })
+            .unwrap();
+        assert_eq!(recent.len(), 1);
+        assert!(s.remove_delivery("local#0", "a.csv").unwrap());
+        assert!(!s.remove_delivery("local#0", "a.csv").unwrap());
+        assert_eq!(s.set_watermark("daily", t(5, 0)).unwrap(), t(5, 0));
+        assert_eq!(s.set_watermark("daily", t(1, 0)).unwrap(), t(5, 0));
+        assert_eq!(s.watermark("daily").unwrap(), Some(t(5, 0)));
+        s.set_accepted_revision("daily", "r1", t(0, 0)).unwrap();
+        s.set_accepted_revisions(&[("daily".into(), "r1".into())], t(9, 0))
+            .unwrap();
+        assert_eq!(
+            s.accepted_revision("daily").unwrap().unwrap().accepted_at,
+            t(0, 0)
+        );
+        assert_eq!(s.accepted_revisions().unwrap().len(), 1);
+        assert!(s.remove_accepted_revision("daily").unwrap());
+        assert_eq!(s.accepted_revision("daily").unwrap(), None);
     }
 }

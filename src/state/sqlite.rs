@@ -10,7 +10,7 @@
 //! PostgreSQL unchanged.
 
 use super::{
-    AuditEntry, AuditFilter, Delivery, Error, LedgerTotal, Revision, RunFilter, RunOutcome,
+    AuditEntry, AuditFilter, Claim, Delivery, Error, LedgerTotal, Revision, RunFilter, RunOutcome,
     RunRecord, RunStart, RunState, StateStore,
 };
 use chrono::{DateTime, Utc};
@@ -95,6 +95,15 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"#,
+    // 5: claims, so a run started by a daemon is taken over only once its lease runs out.
+    r#"
+CREATE TABLE claims (
+    claim_key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    lease_until INTEGER NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0
+);
 "#,
 ];
 
@@ -693,6 +702,81 @@ impl StateStore for SqliteState {
         }
         Ok(out)
     }
+
+    fn claim(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Claim, Error> {
+        let conn = self.conn();
+        let acquired = conn
+            .query_row(
+                "INSERT INTO claims (claim_key, owner, lease_until) VALUES (?1, ?2, ?4)
+                 ON CONFLICT (claim_key) DO UPDATE SET
+                   owner = excluded.owner, lease_until = excluded.lease_until
+                 WHERE NOT claims.done AND (claims.owner = excluded.owner OR claims.lease_until < ?3)
+                 RETURNING owner",
+                params![key, owner, ms(now), ms(lease_until)],
+                |_| Ok(()),
+            )
+            .optional()?;
+        if acquired.is_some() {
+            return Ok(Claim::Acquired);
+        }
+        let (holder, until, done): (String, i64, bool) = conn.query_row(
+            "SELECT owner, lease_until, done FROM claims WHERE claim_key = ?1",
+            [key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        Ok(if done {
+            Claim::Done
+        } else {
+            Claim::Held {
+                owner: holder,
+                lease_until: time("lease_until", until)?,
+            }
+        })
+    }
+
+    fn renew_claim(
+        &self,
+        key: &str,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let n = self.conn().execute(
+            "UPDATE claims SET lease_until = ?3 WHERE claim_key = ?1 AND owner = ?2 AND NOT done",
+            params![key, owner, ms(lease_until)],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn finish_claim(&self, key: &str, owner: &str) -> Result<(), Error> {
+        self.conn().execute(
+            "UPDATE claims SET done = 1 WHERE claim_key = ?1 AND owner = ?2",
+            [key, owner],
+        )?;
+        Ok(())
+    }
+
+    fn release_claim(&self, key: &str, owner: &str) -> Result<(), Error> {
+        self.conn().execute(
+            "DELETE FROM claims WHERE claim_key = ?1 AND owner = ?2 AND NOT done",
+            [key, owner],
+        )?;
+        Ok(())
+    }
+
+    fn expired_claims(&self, now: DateTime<Utc>) -> Result<Vec<String>, Error> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT claim_key FROM claims WHERE NOT done AND lease_until < ?1 ORDER BY claim_key",
+        )?;
+        let keys = stmt.query_map([ms(now)], |r| r.get::<_, String>(0))?;
+        Ok(keys.collect::<Result<_, _>>()?)
+    }
 }
 
 #[cfg(test)]
@@ -1102,6 +1186,14 @@ mod tests {
     }
 
     #[test]
+    fn conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::state::conformance::claims(&open(&dir));
+        let dir = tempfile::tempdir().unwrap();
+        crate::state::conformance::records(&open(&dir));
+    }
+
+    #[test]
     fn shared_between_threads() {
         let dir = tempfile::tempdir().unwrap();
         let s: std::sync::Arc<dyn StateStore> = std::sync::Arc::new(open(&dir));
@@ -1206,17 +1298,18 @@ mod tests {
     #[test]
     fn open_resolves_urls() {
         let dir = tempfile::tempdir().unwrap();
-        let s = crate::state::open("sqlite://var/state.db", dir.path()).unwrap();
+        let s = crate::state::open("sqlite://var/state.db", None, dir.path()).unwrap();
         s.set_watermark("x", t(1, 0)).unwrap();
         assert!(dir.path().join("var/state.db").exists());
         let abs = dir.path().join("abs.db");
         crate::state::open(
             &format!("sqlite://{}", abs.display()),
+            None,
             Path::new("/nowhere"),
         )
         .unwrap();
         assert!(abs.exists());
-        let err = crate::state::open("postgres://db/state", dir.path())
+        let err = crate::state::open("mysql://db/state", None, dir.path())
             .err()
             .unwrap();
         assert!(matches!(err, Error::UnsupportedUrl(_)), "{err}");

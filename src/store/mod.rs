@@ -1,7 +1,7 @@
 //! The lead store: where exports read leads and events from.
 //!
-//! One trait, [`LeadStore`], with one implementation per database (SQLite embedded by default;
-//! PostgreSQL follows behind the same trait). The store owns the SQL: the window and the
+//! One trait, [`LeadStore`], with one implementation per database (SQLite embedded by default,
+//! PostgreSQL in [`postgres`]). The store owns the SQL: the window and the
 //! pushable part of the filter become bound parameters, the rest of the filter is evaluated in
 //! Rust on the stream, and rows are handed to the caller one at a time (never collected).
 //!
@@ -22,6 +22,7 @@
 
 pub mod demo;
 pub mod ingest;
+pub mod postgres;
 pub mod sqlite;
 
 use crate::filter::Expr;
@@ -38,11 +39,15 @@ pub enum Error {
     /// The database failed.
     #[error("lead store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The PostgreSQL database failed or cannot be reached.
+    #[error("lead store: {0}")]
+    Postgres(crate::postgres::Error),
     /// The store URL is not one exportd knows.
-    #[error(
-        "unsupported store url `{0}`: use `sqlite://PATH` (PostgreSQL support is not in this build yet)"
-    )]
+    #[error("unsupported store url `{0}`: use `sqlite://PATH` or `postgres://USER@HOST/DB`")]
     UnsupportedUrl(String),
+    /// The `[store] password` secret cannot be read.
+    #[error("lead store password: {0}")]
+    Secret(#[from] crate::config::secret::Error),
     /// The store file or directory could not be created.
     #[error("cannot open lead store `{path}`: {source}")]
     Open {
@@ -255,8 +260,20 @@ pub trait LeadStore: Send {
     }
 }
 
-/// Opens the store a URL names. Relative paths resolve against `base`.
-pub fn open(url: &str, base: &std::path::Path) -> Result<Box<dyn LeadStore>, Error> {
+/// Opens the store a URL names (`[store] url`, with `[store] password` for PostgreSQL).
+/// Relative SQLite paths resolve against `base`.
+pub fn open(
+    url: &str,
+    password: Option<&crate::config::secret::SecretRef>,
+    base: &std::path::Path,
+) -> Result<Box<dyn LeadStore>, Error> {
+    if crate::postgres::is_postgres_url(url) {
+        let password = password.map(|p| p.resolve()).transpose()?;
+        return Ok(Box::new(postgres::PostgresStore::open(
+            url,
+            password.as_ref(),
+        )?));
+    }
     match url.strip_prefix("sqlite://") {
         Some(path) => {
             let path = std::path::Path::new(path);

@@ -68,7 +68,7 @@ const SECONDARY_INDEXES: &[(&str, &str)] = &[
 ];
 
 /// Fixed columns of each table, in the order `available_fields` lists them.
-const LEAD_COLUMNS: &[&str] = &[
+pub(super) const LEAD_COLUMNS: &[&str] = &[
     "id",
     "created_at",
     "updated_at",
@@ -79,7 +79,7 @@ const LEAD_COLUMNS: &[&str] = &[
     "revenue",
     "cost",
 ];
-const EVENT_COLUMNS: &[&str] = &[
+pub(super) const EVENT_COLUMNS: &[&str] = &[
     "id",
     "type",
     "timestamp",
@@ -183,7 +183,7 @@ impl SqliteStore {
 }
 
 /// How one requested field is read from a result row.
-enum Slot {
+pub(super) enum Slot {
     /// A typed column at this SELECT position.
     Column(usize, FieldType),
     /// A key of a JSON column; the column's index in `json_columns`.
@@ -193,15 +193,15 @@ enum Slot {
 }
 
 /// The SELECT list and how to decode each requested field.
-struct ReadPlan {
-    select: Vec<String>,
-    slots: Vec<Slot>,
+pub(super) struct ReadPlan {
+    pub(super) select: Vec<String>,
+    pub(super) slots: Vec<Slot>,
     /// (SELECT position, wanted keys) per JSON column.
-    json_columns: Vec<(usize, WantedKeys)>,
+    pub(super) json_columns: Vec<(usize, WantedKeys)>,
 }
 
 impl ReadPlan {
-    fn new(table: Table, fields: &[String]) -> ReadPlan {
+    pub(super) fn new(table: Table, fields: &[String]) -> ReadPlan {
         let dialect = SqliteStore::dialect(table);
         let mut plan = ReadPlan {
             select: Vec::new(),
@@ -257,17 +257,18 @@ impl ReadPlan {
                 let Ok(text) = std::str::from_utf8(bytes) else {
                     continue;
                 };
-                let mut de = serde_json::Deserializer::from_str(text);
-                // A malformed document yields NULLs for its fields rather than failing the run.
-                let _ = DocSeed {
-                    wanted,
-                    out: &mut *out,
-                }
-                .deserialize(&mut de);
+                decode_doc(text, wanted, out);
             }
         }
         Ok(())
     }
+}
+
+/// Decodes the wanted keys of one flat JSON document into their slots. A malformed document
+/// yields NULLs for its fields rather than failing the run.
+pub(super) fn decode_doc(text: &str, wanted: &WantedKeys, out: &mut [Value]) {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let _ = DocSeed { wanted, out }.deserialize(&mut de);
 }
 
 fn column_value(v: ValueRef<'_>, ty: FieldType) -> Value {
@@ -293,7 +294,7 @@ fn column_value(v: ValueRef<'_>, ty: FieldType) -> Value {
 /// handful of keys from documents of a few dozen, so a linear scan (length first, then bytes)
 /// beats hashing every key of every document.
 #[derive(Debug, Default)]
-struct WantedKeys(Vec<(String, usize)>);
+pub(super) struct WantedKeys(Vec<(String, usize)>);
 
 impl WantedKeys {
     fn get(&self, key: &str) -> Option<&usize> {
@@ -361,7 +362,7 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
 }
 
 /// One JSON value decoded straight into a cell: numbers keep their exact decimal text.
-struct CellSeed(Value);
+pub(super) struct CellSeed(pub(super) Value);
 
 impl<'de> de::Deserialize<'de> for CellSeed {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -439,7 +440,7 @@ impl ToSql for Param<'_> {
 }
 
 /// Serialises a document into a reused buffer.
-fn json_into(
+pub(super) fn json_into(
     buf: &mut Vec<u8>,
     doc: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), Error> {
@@ -452,7 +453,7 @@ fn json_text(buf: &[u8]) -> &str {
     std::str::from_utf8(buf).unwrap_or("{}")
 }
 
-fn money_units(d: Option<Decimal>) -> Result<Option<i64>, Error> {
+pub(super) fn money_units(d: Option<Decimal>) -> Result<Option<i64>, Error> {
     d.map(|d| {
         let scaled = d * Decimal::from(10_i64.pow(MONEY_SCALE));
         if !scaled.fract().is_zero() {
@@ -468,12 +469,12 @@ fn money_units(d: Option<Decimal>) -> Result<Option<i64>, Error> {
 
 /// Catalog of JSON keys seen per table, with the time range they were seen in.
 #[derive(Default)]
-struct CatalogUpdate(HashMap<String, [i64; 4]>);
+pub(super) struct CatalogUpdate(pub(super) HashMap<String, [i64; 4]>);
 
 impl CatalogUpdate {
     /// Records that `name` was seen on a record created at `created_ms` and last updated at
     /// `updated_ms`, so both kinds of windows can ask which fields they may contain.
-    fn see(&mut self, name: &str, created_ms: i64, updated_ms: i64) {
+    pub(super) fn see(&mut self, name: &str, created_ms: i64, updated_ms: i64) {
         match self.0.get_mut(name) {
             Some(e) => {
                 e[0] = e[0].min(created_ms);

@@ -3,7 +3,11 @@
 mod access;
 mod daemon;
 mod export;
+mod messages;
+mod objects;
+mod postgres;
 mod retention;
+mod sftp;
 mod systemd;
 mod util;
 mod validate;
