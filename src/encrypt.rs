@@ -181,7 +181,10 @@ mod tests {
     #[test]
     fn garbage_is_named_and_shortened() {
         let err = parse_recipient("age1nope").unwrap_err();
-        assert!(err.0.contains("`age1nope` is not an age public key"), "{err}");
+        assert!(
+            err.0.contains("`age1nope` is not an age public key"),
+            "{err}"
+        );
         let long = "x".repeat(500);
         assert!(parse_recipient(&long).unwrap_err().0.len() < 300);
         assert!(AgeRecipients::parse(&[]).is_err());

@@ -321,7 +321,11 @@ pub fn compression(spec: &ExportSpec) -> Result<Compression, Error> {
 pub const ENCRYPTED_EXTENSION: &str = "age";
 
 /// File extension of a part: format, compression and encryption (`ndjson.gz`, `csv.zip.age`).
-pub fn part_extension(format: &FormatOptions, compression: &Compression, encrypted: bool) -> String {
+pub fn part_extension(
+    format: &FormatOptions,
+    compression: &Compression,
+    encrypted: bool,
+) -> String {
     let mut extension = format.extension().to_owned();
     for suffix in compression
         .extension()
@@ -876,6 +880,7 @@ impl Objects<'_> {
             vars: &vars,
             format: format.as_str().unwrap_or_default(),
             compression: compression.as_str().unwrap_or_default(),
+            encrypted: self.spec.def.encrypt.is_some(),
         };
         delivered.extend(destination.send_run(&run)?);
         Ok(())

@@ -368,16 +368,56 @@ mod properties {
     }
 
     const PATH_PIECES: &[&str] = &[
-        "..", ".", "/", "//", "a", "b.csv", "...", "..a", "a..", "~", "\\", "..\\..", "\0",
-        " ", "%2e%2e", "\u{2024}\u{2024}", "C:", "\n",
+        "..",
+        ".",
+        "/",
+        "//",
+        "a",
+        "b.csv",
+        "...",
+        "..a",
+        "a..",
+        "~",
+        "\\",
+        "..\\..",
+        "\0",
+        " ",
+        "%2e%2e",
+        "\u{2024}\u{2024}",
+        "C:",
+        "\n",
     ];
 
     const TEMPLATE_PIECES: &[&str] = &[
-        "{{date}}", "{{export}}", "{{part}}", "{{ext}}", "{{run_id}}", "{{year}}", "{{week}}",
-        "{{window.start}}", "{{nominal}}", "{{format window.start \"%Y/%m\"}}",
-        "{{format nominal \"%", "{{#if export}}", "{{/if}}", "{{#each export}}", "{{/each}}",
-        "{{> partial}}", "{{!comment}}", "{{{export}}}", "{{", "}}", "{{lookup this \"export\"}}",
-        "{{../export}}", "{{this}}", "{{@root.export}}", "/", "..", "a", "%", "\\",
+        "{{date}}",
+        "{{export}}",
+        "{{part}}",
+        "{{ext}}",
+        "{{run_id}}",
+        "{{year}}",
+        "{{week}}",
+        "{{window.start}}",
+        "{{nominal}}",
+        "{{format window.start \"%Y/%m\"}}",
+        "{{format nominal \"%",
+        "{{#if export}}",
+        "{{/if}}",
+        "{{#each export}}",
+        "{{/each}}",
+        "{{> partial}}",
+        "{{!comment}}",
+        "{{{export}}}",
+        "{{",
+        "}}",
+        "{{lookup this \"export\"}}",
+        "{{../export}}",
+        "{{this}}",
+        "{{@root.export}}",
+        "/",
+        "..",
+        "a",
+        "%",
+        "\\",
     ];
 
     fn hostile_text() -> impl Strategy<Value = String> {
@@ -388,16 +428,20 @@ mod properties {
     }
 
     fn hostile_vars() -> impl Strategy<Value = RunVars> {
-        (hostile_text(), hostile_text(), hostile_text(), hostile_text()).prop_map(
-            |(export, ext, part, start)| {
+        (
+            hostile_text(),
+            hostile_text(),
+            hostile_text(),
+            hostile_text(),
+        )
+            .prop_map(|(export, ext, part, start)| {
                 let mut vars = sample_vars("x");
                 vars.export = export;
                 vars.ext = ext;
                 vars.part = part;
                 vars.window.start = start;
                 vars
-            },
-        )
+            })
     }
 
     fn check_rendered(template: &Template, vars: &RunVars) -> Result<(), TestCaseError> {
@@ -408,7 +452,10 @@ mod properties {
                     "`{}` rendered `{path}`, which leaves its root",
                     template.source()
                 );
-                prop_assert!(!path.split('/').any(|c| c == ".."), "`{path}` contains `..`");
+                prop_assert!(
+                    !path.split('/').any(|c| c == ".."),
+                    "`{path}` contains `..`"
+                );
             }
         }
         Ok(())

@@ -239,11 +239,14 @@ mod properties {
 
     /// A line that can never be a record: `!` cannot start JSON. `bytes` may be invalid UTF-8.
     fn bad_line() -> impl Strategy<Value = Vec<u8>> {
-        prop::collection::vec(any::<u8>().prop_filter("no newline", |b| *b != b'\n'), 0..30)
-            .prop_map(|mut bytes| {
-                bytes.insert(0, b'!');
-                bytes
-            })
+        prop::collection::vec(
+            any::<u8>().prop_filter("no newline", |b| *b != b'\n'),
+            0..30,
+        )
+        .prop_map(|mut bytes| {
+            bytes.insert(0, b'!');
+            bytes
+        })
     }
 
     fn good_line() -> impl Strategy<Value = Vec<u8>> {

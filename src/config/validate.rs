@@ -513,6 +513,12 @@ impl Checks<'_, '_> {
         let Some(encrypt) = &def.encrypt else {
             return;
         };
+        if encrypt.age_recipients.is_empty() {
+            self.error(
+                &path!["encrypt", "age_recipients"],
+                "`age_recipients` is empty: add at least one `age1…` public key (the line `age-keygen` prints), or remove `[encrypt]`",
+            );
+        }
         for (i, key) in encrypt.age_recipients.iter().enumerate() {
             if let Err(e) = crate::encrypt::parse_recipient(key) {
                 self.error(&path!["encrypt", "age_recipients", i], e.to_string());
@@ -593,7 +599,12 @@ impl Checks<'_, '_> {
                         let at = path!["deliver", i, "headers", header.as_str()];
                         self.template(&at, text, &sample, true);
                     }
-                    if hook.batch_size.is_some()
+                    if hook.batch_size.is_some() && def.encrypt.is_some() {
+                        self.error(
+                            &path!["deliver", i, "batch_size"],
+                            "`batch_size` cannot split encrypted parts into records: each sealed part is POSTed whole; remove `batch_size`, or remove `[encrypt]` to send records",
+                        );
+                    } else if hook.batch_size.is_some()
                         && !webhook_can_split(def.format.kind, def.format.compression)
                     {
                         self.error(
@@ -969,10 +980,39 @@ path = "a/{{date}}/{{part}}.{{ext}}"
 "#;
 
     const TOKENS: &[&str] = &[
-        "[", "]", "{", "}", "\"", "'", "'''", "\"\"\"", "=", "\n", "{{", "}}", "..", "../",
-        "[[deliver]]", "[encrypt]", "age1", "AGE-SECRET-KEY-1", "{ env = \"X\" }", "= 1",
-        "\u{0}", "é", "\u{feff}", "9999999999999999999999", "-", ".", "#", "\\", "\\u",
-        "1979-05-27T07:32:00Z", "inf", "nan", "true",
+        "[",
+        "]",
+        "{",
+        "}",
+        "\"",
+        "'",
+        "'''",
+        "\"\"\"",
+        "=",
+        "\n",
+        "{{",
+        "}}",
+        "..",
+        "../",
+        "[[deliver]]",
+        "[encrypt]",
+        "age1",
+        "AGE-SECRET-KEY-1",
+        "{ env = \"X\" }",
+        "= 1",
+        "\u{0}",
+        "é",
+        "\u{feff}",
+        "9999999999999999999999",
+        "-",
+        ".",
+        "#",
+        "\\",
+        "\\u",
+        "1979-05-27T07:32:00Z",
+        "inf",
+        "nan",
+        "true",
     ];
 
     #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ const LEADS: &str = r#"{"id":"A1","created_at":"2024-01-15T01:00:00Z","email":"a
 "#;
 
 /// A new identity file in `dir`; returns its path and its public key.
-fn keygen(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
+pub(crate) fn keygen(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
     let path = dir.join(name);
     let out = Command::new(service("EXPORTD_TEST_AGE_KEYGEN"))
         .arg("-o")
@@ -32,13 +32,16 @@ fn keygen(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
         .output()
         .expect("running age-keygen -y");
     assert!(out.status.success(), "age-keygen -y: {out:?}");
-    let public = String::from_utf8(out.stdout).expect("UTF-8").trim().to_owned();
+    let public = String::from_utf8(out.stdout)
+        .expect("UTF-8")
+        .trim()
+        .to_owned();
     assert!(public.starts_with("age1"), "{public}");
     (path, public)
 }
 
 /// `age -d -i IDENTITY FILE`.
-fn age_decrypt(identity: &Path, file: &Path) -> std::process::Output {
+pub(crate) fn age_decrypt(identity: &Path, file: &Path) -> std::process::Output {
     Command::new(service("EXPORTD_TEST_AGE"))
         .arg("-d")
         .arg("-i")
@@ -130,7 +133,11 @@ fn encrypted_parts_decrypt_with_the_age_cli_to_the_unencrypted_output() {
             );
             let sealed_file = ws.output(&format!("{sealed_dir}/{sealed_name}"));
             let raw = std::fs::read(&sealed_file).expect("reading the sealed part");
-            assert_eq!(s["bytes"], raw.len() as u64, "manifest bytes of {sealed_name}");
+            assert_eq!(
+                s["bytes"],
+                raw.len() as u64,
+                "manifest bytes of {sealed_name}"
+            );
             assert_eq!(
                 s["sha256"],
                 hex::encode(Sha256::digest(&raw)),
@@ -201,7 +208,8 @@ fn every_recipient_can_decrypt() {
 #[test]
 fn bad_recipients_fail_validation_at_their_line_without_echoing_identities() {
     let ws = Workspace::new();
-    let identity_text = "AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZ";
+    let identity_text =
+        "AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZ";
     let text = format!(
         "window = \"all\"\n\
          [encrypt]\n\

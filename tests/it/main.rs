@@ -2,11 +2,13 @@
 
 mod access;
 mod daemon;
+mod encrypt;
 mod export;
 mod messages;
 mod objects;
 mod postgres;
 mod retention;
+mod secrets;
 mod sftp;
 mod systemd;
 mod util;

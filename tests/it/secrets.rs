@@ -25,6 +25,11 @@ const PLANTED_ENV: &[(&str, &str)] = &[
 /// In a file referenced by `{ file = … }` (the file itself is the one place it may be).
 const PLANTED_FILE_SECRET: &str = "PLANTED-sftp-pw-c3d2b7";
 const SECRET_FILE: &str = "sftp.pw";
+/// A systemd credential (`{ credential = … }`): the file `smtp-password` in
+/// `$CREDENTIALS_DIRECTORY`, the one place it may be.
+const PLANTED_CREDENTIAL: &str = "PLANTED-smtp-pw-e81f42";
+const CREDENTIAL_NAME: &str = "smtp-password";
+const CREDENTIALS_DIR: &str = "credentials";
 /// The API token the admin uses, and one nobody holds.
 const TOKEN: &str = "exd_PLANTEDtoken000000000000000000000000000000000000000000000000000000";
 const WRONG_TOKEN: &str = "exd_PLANTEDwrongtoken1111111111111111111111111111111111111111111111";
@@ -33,7 +38,7 @@ fn planted() -> Vec<&'static str> {
     PLANTED_ENV
         .iter()
         .map(|(_, v)| *v)
-        .chain([PLANTED_FILE_SECRET, TOKEN, WRONG_TOKEN])
+        .chain([PLANTED_FILE_SECRET, PLANTED_CREDENTIAL, TOKEN, WRONG_TOKEN])
         .collect()
 }
 
@@ -75,7 +80,10 @@ impl Evidence {
     /// Every file under `dir` except the secret's own source file.
     fn files(&mut self, dir: &Path) {
         for path in walk(dir) {
-            if path.file_name().is_some_and(|n| n == SECRET_FILE) {
+            if path
+                .file_name()
+                .is_some_and(|n| n == SECRET_FILE || n == CREDENTIAL_NAME)
+            {
                 continue;
             }
             let bytes = std::fs::read(&path).unwrap_or_default();
@@ -89,10 +97,7 @@ impl Evidence {
             for form in forms(secret) {
                 for (what, bytes) in &self.items {
                     if bytes.windows(form.len()).any(|w| w == form.as_slice()) {
-                        leaks.push(format!(
-                            "`{}` in {what}",
-                            String::from_utf8_lossy(&form)
-                        ));
+                        leaks.push(format!("`{}` in {what}", String::from_utf8_lossy(&form)));
                     }
                 }
             }
@@ -147,6 +152,7 @@ sha256 = "{token_hash}"
 [connections.hook]
 type = "webhook"
 url = "http://127.0.0.1:{port}/hook"
+allow_insecure = true
 signing_secret = {{ env = "EXPORTD_T_HOOK_SECRET" }}
 headers = {{ Authorization = {{ env = "EXPORTD_T_HOOK_AUTH" }} }}
 
@@ -157,6 +163,7 @@ path_style = true
 region = "us-east-1"
 access_key_id = {{ env = "EXPORTD_T_S3_ID" }}
 secret_access_key = {{ env = "EXPORTD_T_S3_SECRET" }}
+allow_insecure = true
 
 [connections.box]
 type = "sftp"
@@ -164,6 +171,17 @@ host = "127.0.0.1"
 port = {port}
 username = "exporter"
 password = {{ file = "{}" }}
+allow_insecure = true
+
+[connections.relay]
+type = "smtp"
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+allow_insecure = true
+username = "exporter"
+password = {{ credential = "{CREDENTIAL_NAME}" }}
+from = "exports@example.com"
 "#,
         dir.join(SECRET_FILE).display()
     )
@@ -217,6 +235,17 @@ connection = "box"
 path = "sftp/{{date}}_{{part}}.{{ext}}"
 "#;
 
+const EMAIL: &str = r#"
+window = "all"
+[fields]
+include = ["lead_id", "state"]
+[[deliver]]
+to = "email"
+connection = "relay"
+recipients = ["buyer@example.com"]
+zip_password = { env = "EXPORTD_T_ZIP_PW" }
+"#;
+
 /// The workspace: config, definitions, the secret file and the ingested leads.
 struct Setup {
     dir: tempfile::TempDir,
@@ -235,11 +264,16 @@ impl Setup {
         };
         write("exportd.toml", &daemon_config(dir.path()));
         write(SECRET_FILE, &format!("{PLANTED_FILE_SECRET}\n"));
+        write(
+            &format!("{CREDENTIALS_DIR}/{CREDENTIAL_NAME}"),
+            PLANTED_CREDENTIAL,
+        );
         for (name, text) in [
             ("local", LOCAL),
             ("webhook", WEBHOOK),
             ("s3", S3),
             ("sftp", SFTP),
+            ("email", EMAIL),
         ] {
             write(&format!("exports.d/{name}.toml"), text);
         }
@@ -262,7 +296,8 @@ impl Setup {
         let mut test = Test::new()
             .arg("--config")
             .arg(self.path().join("exportd.toml"))
-            .env("EXPORTD_LOG", "debug");
+            .env("EXPORTD_LOG", "debug")
+            .env("CREDENTIALS_DIRECTORY", self.path().join(CREDENTIALS_DIR));
         for (key, value) in PLANTED_ENV {
             test = test.env(key, value);
         }
@@ -280,7 +315,13 @@ fn planted_secrets_appear_in_no_output_log_response_or_file() {
         vec!["validate", "--format", "json"],
         vec!["plan"],
         vec!["plan", "--format", "json"],
-        vec!["export", "local", "--at", "2024-01-16T02:00:00Z", "--dry-run"],
+        vec![
+            "export",
+            "local",
+            "--at",
+            "2024-01-16T02:00:00Z",
+            "--dry-run",
+        ],
     ] {
         let out = setup.exportd().args(&args).run().success();
         evidence.command(&out);
@@ -291,7 +332,7 @@ fn planted_secrets_appear_in_no_output_log_response_or_file() {
         .run()
         .success();
     evidence.command(&local);
-    for name in ["webhook", "s3", "sftp"] {
+    for name in ["webhook", "s3", "sftp", "email"] {
         let out = setup
             .exportd()
             .args(["export", name, "--at", "2024-01-16T02:00:00Z"])
@@ -324,6 +365,7 @@ fn planted_secrets_appear_in_no_output_log_response_or_file() {
         ("GET", "/v1/audit", TOKEN),
         ("POST", "/v1/exports/webhook/run", TOKEN),
         ("POST", "/v1/exports/s3/run", TOKEN),
+        ("POST", "/v1/exports/email/run", TOKEN),
         ("GET", "/v1/exports", WRONG_TOKEN),
     ] {
         let (status, body) = daemon.http(method, path, token);
@@ -385,6 +427,7 @@ impl Daemon {
             .env_remove("EXPORTD_CONFIG")
             .env("EXPORTD_LOG", "debug")
             .env("NO_COLOR", "1")
+            .env("CREDENTIALS_DIRECTORY", setup.path().join(CREDENTIALS_DIR))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));
         for (key, value) in PLANTED_ENV {
