@@ -1,11 +1,15 @@
 //! Secrets never leak: distinctive values are planted in every place exportd takes a secret
-//! from (connection credentials by `{ env = … }` and `{ file = … }`, `hash_key`, the archive
-//! password, `url_signing_key`, the API token and a wrong token), then every command, the
-//! daemon's log at debug level, every API response and every file exportd wrote (manifests,
-//! the state database, the audit log, staging) is searched for them: as written, hex-encoded
-//! and in URL-encoding.
+//! from (connection credentials by `{ env = … }`, `{ file = … }` and `{ credential = … }` in
+//! `$CREDENTIALS_DIRECTORY`: S3 keys, the webhook signing secret and Authorization header, the
+//! SFTP and SMTP passwords; `hash_key`, the archive and email zip passwords,
+//! `url_signing_key`, the API token and a wrong token), then every command (validate, plan,
+//! export, status, audit, retention), the daemon's log at debug level, every API response and
+//! every file exportd wrote (manifests, the state database, the audit log, staging) is searched
+//! for them: as written, hex-encoded and in URL-encoding. The webhook delivers to the real
+//! receiver (its success path), the other connections fail at a closed port after resolving
+//! their secrets (the failure path).
 
-use crate::util::{Output, Test};
+use crate::util::{Output, Test, service};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -133,8 +137,21 @@ fn closed_port() -> u16 {
     listener.local_addr().expect("address").port()
 }
 
-fn daemon_config(dir: &Path) -> String {
+/// A URL path of the shared webhook receiver no other test uses.
+fn hook_prefix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos();
+    format!("/secrets-{}-{nanos}", std::process::id())
+}
+
+/// The webhook goes to the real receiver (scripts/services/webhook.sh), so its signing secret
+/// and Authorization header are used on a successful delivery; every other connection points
+/// at a closed port, so its secrets are resolved and then the delivery fails.
+fn daemon_config(dir: &Path, hook_prefix: &str) -> String {
     let port = closed_port();
+    let hook_url = service("EXPORTD_TEST_WEBHOOK_URL");
     let token_hash = hex::encode(Sha256::digest(TOKEN.as_bytes()));
     format!(
         r#"
@@ -151,7 +168,7 @@ sha256 = "{token_hash}"
 
 [connections.hook]
 type = "webhook"
-url = "http://127.0.0.1:{port}/hook"
+url = "{hook_url}{hook_prefix}"
 allow_insecure = true
 signing_secret = {{ env = "EXPORTD_T_HOOK_SECRET" }}
 headers = {{ Authorization = {{ env = "EXPORTD_T_HOOK_AUTH" }} }}
@@ -249,6 +266,7 @@ zip_password = { env = "EXPORTD_T_ZIP_PW" }
 /// The workspace: config, definitions, the secret file and the ingested leads.
 struct Setup {
     dir: tempfile::TempDir,
+    hook_prefix: String,
 }
 
 impl Setup {
@@ -262,7 +280,8 @@ impl Setup {
             std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
             std::fs::write(path, text).expect("write");
         };
-        write("exportd.toml", &daemon_config(dir.path()));
+        let hook_prefix = hook_prefix();
+        write("exportd.toml", &daemon_config(dir.path(), &hook_prefix));
         write(SECRET_FILE, &format!("{PLANTED_FILE_SECRET}\n"));
         write(
             &format!("{CREDENTIALS_DIR}/{CREDENTIAL_NAME}"),
@@ -277,7 +296,7 @@ impl Setup {
         ] {
             write(&format!("exports.d/{name}.toml"), text);
         }
-        let setup = Setup { dir };
+        let setup = Setup { dir, hook_prefix };
         setup
             .exportd()
             .file("leads.ndjson", LEADS)
@@ -326,13 +345,22 @@ fn planted_secrets_appear_in_no_output_log_response_or_file() {
         let out = setup.exportd().args(&args).run().success();
         evidence.command(&out);
     }
-    let local = setup
-        .exportd()
-        .args(["export", "local", "--at", "2024-01-16T02:00:00Z"])
-        .run()
-        .success();
-    evidence.command(&local);
-    for name in ["webhook", "s3", "sftp", "email"] {
+    for name in ["local", "webhook"] {
+        let out = setup
+            .exportd()
+            .args(["export", name, "--at", "2024-01-16T02:00:00Z"])
+            .run()
+            .success();
+        evidence.command(&out);
+    }
+    // Positive control: the receiver did get the planted header and a signature, so the
+    // secrets were resolved and used, and the search below would find them if they leaked.
+    let received = received_by_hook(&setup.hook_prefix);
+    assert!(
+        received.contains("PLANTED-hook-auth-0d4c9e") && received.contains("sha256="),
+        "the webhook receiver did not get the planted Authorization header:\n{received}"
+    );
+    for name in ["s3", "sftp", "email"] {
         let out = setup
             .exportd()
             .args(["export", name, "--at", "2024-01-16T02:00:00Z"])
@@ -342,7 +370,13 @@ fn planted_secrets_appear_in_no_output_log_response_or_file() {
             "delivery of `{name}` to a closed port succeeded:\n{}",
             out.stdout
         );
-        assert!(!out.stderr.trim().is_empty(), "`{name}` failed silently");
+        // Refused at the closed port: the secrets were resolved (they are resolved before
+        // connecting), so the failure path with them in hand is what is searched.
+        assert!(
+            out.stderr.contains("Connection refused"),
+            "`{name}` failed before connecting:\n{}",
+            out.stderr
+        );
         evidence.command(&out);
     }
     for args in [
@@ -364,6 +398,7 @@ fn planted_secrets_appear_in_no_output_log_response_or_file() {
         ("GET", "/metrics", TOKEN),
         ("GET", "/v1/audit", TOKEN),
         ("POST", "/v1/exports/webhook/run", TOKEN),
+        ("POST", "/v1/exports/sftp/run", TOKEN),
         ("POST", "/v1/exports/s3/run", TOKEN),
         ("POST", "/v1/exports/email/run", TOKEN),
         ("GET", "/v1/exports", WRONG_TOKEN),
@@ -398,6 +433,20 @@ fn planted_secrets_appear_in_no_output_log_response_or_file() {
         "the state database was not searched"
     );
     evidence.assert_no_leak();
+}
+
+/// What the webhook receiver recorded under `prefix` (JSON lines with headers).
+fn received_by_hook(prefix: &str) -> String {
+    let url = format!(
+        "{}/_received?prefix={prefix}",
+        service("EXPORTD_TEST_WEBHOOK_URL")
+    );
+    let out = Command::new("curl")
+        .args(["-sSf", &url])
+        .output()
+        .expect("running curl");
+    assert!(out.status.success(), "reading the receiver failed: {out:?}");
+    String::from_utf8(out.stdout).expect("UTF-8")
 }
 
 /// The run id of the first run of `export` in a `/v1/runs` body.
