@@ -812,9 +812,25 @@ mod properties {
     }
 
     fn check(line: &str) -> Result<(), TestCaseError> {
+        // Oracle independent of the parser: what is not one JSON object is never a record.
+        let not_an_object = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(
+            line.trim_start_matches('\u{feff}'),
+        )
+        .is_err();
         for kind in [Kind::Leads, Kind::Events] {
-            if let Err(message) = parse_line(kind, line) {
-                prop_assert!(!message.trim().is_empty(), "empty message for `{line}`");
+            match parse_line(kind, line) {
+                Err(message) => {
+                    prop_assert!(!message.trim().is_empty(), "empty message for `{line}`")
+                }
+                Ok(Some(_)) => prop_assert!(
+                    !not_an_object,
+                    "`{line}` is not a JSON object, yet became a record"
+                ),
+                // Blank lines are skipped, not records.
+                Ok(None) => {
+                    let blank = line.trim_start_matches('\u{feff}').trim().is_empty();
+                    prop_assert!(blank, "`{line}` skipped as blank")
+                }
             }
         }
         Ok(())
