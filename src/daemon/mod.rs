@@ -70,8 +70,32 @@ pub enum Event {
         /// Where the answer goes.
         reply: tokio::sync::oneshot::Sender<Result<String, TriggerError>>,
     },
+    /// `POST /v1/exports/adhoc`: validate a definition sent to the API as if it were a file in
+    /// exports.d, and run it once now. It is never scheduled and never written to disk.
+    Adhoc {
+        /// The export name (`adhoc-…`).
+        name: String,
+        /// The definition's TOML text.
+        definition: String,
+        /// The run id, or why it did not start.
+        reply: tokio::sync::oneshot::Sender<Result<String, AdhocError>>,
+    },
     /// SIGTERM / SIGINT: stop scheduling, let running runs finish.
     Shutdown,
+}
+
+/// Why an ad-hoc run did not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdhocError {
+    /// The definition has errors; each is `adhoc-NAME.toml:LINE:COL: error: …`.
+    #[error("the definition is invalid:\n{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+    /// The name is taken by an export in exports.d or a running ad-hoc run.
+    #[error("export `{0}` already exists or is running; choose another `name`")]
+    NameTaken(String),
+    /// The daemon is stopping.
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
 }
 
 /// Why a triggered run did not start.
@@ -108,6 +132,10 @@ struct Slot {
 /// Everything the event loop works with.
 struct Daemon {
     env: Environment,
+    /// exportd.toml as of the last reload, for validating ad-hoc definitions.
+    config: Arc<crate::config::daemon::DaemonConfig>,
+    /// Ad-hoc exports with a run in progress (they have no slot).
+    adhoc_running: std::collections::BTreeSet<String>,
     state: Arc<dyn StateStore>,
     registry: SharedRegistry,
     slots: BTreeMap<String, Slot>,
@@ -170,6 +198,8 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
     }
     let mut daemon = Daemon {
         env: first.environment.clone(),
+        config: first.daemon.clone(),
+        adhoc_running: std::collections::BTreeSet::new(),
         state,
         registry,
         slots: BTreeMap::new(),
@@ -287,6 +317,18 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
                 };
                 let _ = reply.send(answer);
             }
+            Event::Adhoc {
+                name,
+                definition,
+                reply,
+            } => {
+                let answer = if shutting_down {
+                    Err(AdhocError::ShuttingDown)
+                } else {
+                    daemon.adhoc(&name, &definition, Utc::now())
+                };
+                let _ = reply.send(answer);
+            }
             Event::Shutdown => {
                 if shutting_down {
                     // A second signal: do not wait any longer.
@@ -316,6 +358,7 @@ impl Daemon {
             }
         }
         self.env = outcome.environment.clone();
+        self.config = outcome.daemon.clone();
         if let Ok(mut registry) = self.registry.write() {
             registry.prices = self.env.prices;
             registry.specs = outcome.active.clone();
@@ -641,6 +684,37 @@ impl Daemon {
         Ok(crate::state::run_id(export, now))
     }
 
+    /// Validates an ad-hoc definition exactly as a file in exports.d (against the current
+    /// exportd.toml) and starts its one run, unscheduled and unclaimed: the request reached
+    /// one replica only.
+    fn adhoc(
+        &mut self,
+        name: &str,
+        definition: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, AdhocError> {
+        if self.slots.contains_key(name) || self.adhoc_running.contains(name) {
+            return Err(AdhocError::NameTaken(name.to_owned()));
+        }
+        let file = PathBuf::from(format!("{name}.toml"));
+        let (spec, diagnostics) =
+            crate::config::validate::check_export(name, &file, definition, &self.config);
+        let Some(spec) = spec.filter(|_| !diagnostics.iter().any(|d| d.is_error())) else {
+            self.audit("adhoc", name, "invalid");
+            return Err(AdhocError::Invalid(
+                diagnostics
+                    .iter()
+                    .filter(|d| d.is_error())
+                    .map(ToString::to_string)
+                    .collect(),
+            ));
+        };
+        self.adhoc_running.insert(name.to_owned());
+        self.audit("adhoc", name, "started");
+        self.start_run(Arc::new(spec), now, Trigger::Api);
+        Ok(crate::state::run_id(name, now))
+    }
+
     /// Appends the daemon's own action to the audit log (a failure to write it is logged: the
     /// daemon keeps working).
     fn audit(&self, action: &str, target: &str, outcome: &str) {
@@ -800,6 +874,7 @@ impl Daemon {
         nominal: DateTime<Utc>,
         result: Result<RunReport, String>,
     ) {
+        self.adhoc_running.remove(export);
         if let Some(slot) = self.slots.get_mut(export) {
             slot.queue.finished();
             slot.running_run = None;
