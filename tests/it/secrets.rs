@@ -389,7 +389,15 @@ fn planted_secrets_appear_in_no_output_log_response_or_file() {
         evidence.command(&out);
     }
 
-    let daemon = Daemon::start(&setup);
+    let mut env: Vec<(&str, String)> = PLANTED_ENV
+        .iter()
+        .map(|(k, v)| (*k, (*v).to_owned()))
+        .collect();
+    env.push((
+        "CREDENTIALS_DIRECTORY",
+        setup.path().join(CREDENTIALS_DIR).display().to_string(),
+    ));
+    let daemon = Daemon::start(setup.path(), &env);
     for (method, path, token) in [
         ("GET", "/v1/exports", TOKEN),
         ("GET", "/v1/exports/local", TOKEN),
@@ -458,28 +466,28 @@ fn first_run_of(body: &str, export: &str) -> Option<String> {
         .find_map(|r| r["run_id"].as_str().map(str::to_owned))
 }
 
-/// `exportd run` on the setup's directory, killed when dropped; logs to DIR/daemon.log.
-struct Daemon {
+/// `exportd run` on a directory with its exportd.toml, killed when dropped; logs to
+/// DIR/daemon.log.
+pub(crate) struct Daemon {
     child: Child,
     log: PathBuf,
 }
 
 impl Daemon {
-    fn start(setup: &Setup) -> Daemon {
-        let log = setup.path().join("daemon.log");
+    pub(crate) fn start(dir: &Path, env: &[(&str, String)]) -> Daemon {
+        let log = dir.join("daemon.log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_exportd"));
         command
             .arg("--config")
-            .arg(setup.path().join("exportd.toml"))
+            .arg(dir.join("exportd.toml"))
             .arg("run")
-            .current_dir(setup.path())
+            .current_dir(dir)
             .env_remove("EXPORTD_CONFIG")
             .env("EXPORTD_LOG", "debug")
             .env("NO_COLOR", "1")
-            .env("CREDENTIALS_DIRECTORY", setup.path().join(CREDENTIALS_DIR))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));
-        for (key, value) in PLANTED_ENV {
+        for (key, value) in env {
             command.env(key, value);
         }
         let daemon = Daemon {
@@ -490,7 +498,7 @@ impl Daemon {
         daemon
     }
 
-    fn wait_for_log(&self, needle: &str, limit: Duration) -> String {
+    pub(crate) fn wait_for_log(&self, needle: &str, limit: Duration) -> String {
         let deadline = Instant::now() + limit;
         loop {
             let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -520,12 +528,24 @@ impl Daemon {
     }
 
     /// One HTTP/1.1 request with a bearer token; returns (status, body).
-    fn http(&self, method: &str, path: &str, token: &str) -> (u16, String) {
+    pub(crate) fn http(&self, method: &str, path: &str, token: &str) -> (u16, String) {
+        self.http_body(method, path, token, "")
+    }
+
+    /// The same with a JSON body.
+    pub(crate) fn http_body(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: &str,
+    ) -> (u16, String) {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(self.api()).expect("connect to the API");
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
         )
         .expect("send");
         let mut response = String::new();
