@@ -9,7 +9,7 @@ use super::guard::{Caller, SignedLink};
 use super::metrics;
 use crate::access::Permission;
 use crate::daemon::registry::Registry;
-use crate::daemon::{AdhocError, Event, TriggerError};
+use crate::daemon::{AdhocError, Event, SuspendError, TriggerError};
 use crate::state::{RunFilter, RunState};
 use axum::Extension;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -41,7 +41,8 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 const ROUTES: &str = "GET /healthz, GET /metrics, GET /v1/exports, GET /v1/exports/{name}, \
     GET /v1/runs, GET /v1/runs/{export}/{run}, POST /v1/exports/{name}/run, \
     GET /v1/runs/{export}/{run}/files, GET /v1/runs/{export}/{run}/files/{name}, \
-    POST /v1/runs/{export}/{run}/files/{name}/link, GET /v1/audit, POST /v1/exports/adhoc";
+    POST /v1/runs/{export}/{run}/files/{name}/link, GET /v1/audit, POST /v1/exports/adhoc, \
+    POST /v1/exports/{name}/suspend, POST /v1/exports/{name}/resume";
 
 pub(super) fn router(state: ApiState) -> Router {
     Router::new()
@@ -52,6 +53,8 @@ pub(super) fn router(state: ApiState) -> Router {
         // The static segment wins over `{name}`, so an export named `adhoc` is still readable.
         .route("/v1/exports/adhoc", post(adhoc).get(adhoc_detail))
         .route("/v1/exports/{name}/run", post(trigger))
+        .route("/v1/exports/{name}/suspend", post(suspend))
+        .route("/v1/exports/{name}/resume", post(resume))
         .route("/v1/runs", get(list_runs))
         // Run ids are `EXPORT/RUNID`: as two segments, or one percent-encoded segment.
         .route("/v1/runs/{export}/{run}", get(run_detail_split))
@@ -323,6 +326,55 @@ async fn trigger(
             Err(ApiError::new(StatusCode::CONFLICT, e.to_string()))
         }
         Err(TriggerError::ShuttingDown) => Err(shutting_down()),
+    }
+}
+
+async fn suspend(
+    state: State<ApiState>,
+    caller: Extension<Caller>,
+    name: Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    set_suspended(state, caller, name, true).await
+}
+
+async fn resume(
+    state: State<ApiState>,
+    caller: Extension<Caller>,
+    name: Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    set_suspended(state, caller, name, false).await
+}
+
+/// 200 `{"export", "suspended", "changed"}`; 404 unknown, 409 suspended in its file.
+async fn set_suspended(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    suspend: bool,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(&state, Permission::Schedule)?;
+    let unavailable = || {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the daemon did not answer (it is shutting down or busy); try again",
+        )
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let event = Event::Suspend {
+        export: name.clone(),
+        suspend,
+        reply,
+    };
+    state.events.send(event).map_err(|_| unavailable())?;
+    match tokio::time::timeout(TRIGGER_TIMEOUT, answer).await {
+        Ok(Ok(Ok(changed))) => Ok(Json(
+            serde_json::json!({ "export": name, "suspended": suspend, "changed": changed }),
+        )),
+        Ok(Ok(Err(SuspendError::UnknownExport(_)))) => Err(unknown_export(&name)),
+        Ok(Ok(Err(e @ SuspendError::SuspendedInFile(_)))) => {
+            Err(ApiError::new(StatusCode::CONFLICT, e.to_string()))
+        }
+        Ok(Err(_)) | Err(_) => Err(unavailable()),
     }
 }
 
