@@ -94,8 +94,19 @@ pub struct Sealed {
     pub sha256: String,
 }
 
-/// Encrypts `plain` into `sealed` for `recipients`, then removes `plain`.
+/// Encrypts `plain` into `sealed` for `recipients`, then removes `plain`. On failure both
+/// files are removed, so no plaintext outlives the part in staging and no half-sealed file
+/// can be delivered.
 pub fn seal_file(plain: &Path, sealed: &Path, recipients: &AgeRecipients) -> io::Result<Sealed> {
+    let result = seal(plain, sealed, recipients);
+    if result.is_err() {
+        let _ = std::fs::remove_file(plain);
+        let _ = std::fs::remove_file(sealed);
+    }
+    result
+}
+
+fn seal(plain: &Path, sealed: &Path, recipients: &AgeRecipients) -> io::Result<Sealed> {
     let mut input = BufReader::with_capacity(1 << 20, File::open(plain)?);
     let out = HashingWriter::new(BufWriter::with_capacity(1 << 20, File::create(sealed)?));
     let mut writer = recipients.encryptor()?.wrap_output(out)?;
@@ -167,6 +178,21 @@ mod tests {
         let mut back = Vec::new();
         reader.read_to_end(&mut back).unwrap();
         assert_eq!(back, data);
+    }
+
+    #[test]
+    fn a_failed_seal_leaves_neither_the_plaintext_nor_a_partial_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let recipients =
+            AgeRecipients::parse(&[age::x25519::Identity::generate().to_public().to_string()])
+                .unwrap();
+        let plain = dir.path().join("p");
+        std::fs::write(&plain, b"secret rows").unwrap();
+        // The sealed file cannot be created: its directory does not exist.
+        let sealed = dir.path().join("missing/p.age");
+        assert!(seal_file(&plain, &sealed, &recipients).is_err());
+        assert!(!plain.exists(), "the plaintext outlived a failed seal");
+        assert!(!sealed.exists());
     }
 
     #[test]
