@@ -7,7 +7,8 @@
 //! every file exportd wrote (manifests, the state database, the audit log, staging) is searched
 //! for them: as written, hex-encoded and in URL-encoding. The webhook delivers to the real
 //! receiver (its success path), the other connections fail at a closed port after resolving
-//! their secrets (the failure path).
+//! their secrets (the failure path). Ad-hoc definitions go through the API too, one with a
+//! secret pasted literally, which must be refused without being repeated.
 
 use crate::util::{Output, Test, service};
 use sha2::{Digest, Sha256};
@@ -413,6 +414,21 @@ fn planted_secrets_appear_in_no_output_log_response_or_file() {
     ] {
         let (status, body) = daemon.http(method, path, token);
         evidence.add(format!("{method} {path} ({status})"), body);
+    }
+    // Ad-hoc definitions: one using references, and one with a secret pasted literally (a
+    // mistake validation must refuse without repeating the value back).
+    for (name, hash_key) in [
+        ("refs", "{ env = \"EXPORTD_T_HASH_KEY\" }".to_owned()),
+        ("pasted", format!("\"{}\"", PLANTED_ENV[0].1)),
+    ] {
+        let definition = format!(
+            "window = \"all\"\n[fields]\ninclude = [\"lead_id\", \"email\"]\nmask = {{ email = \"hash\" }}\nhash_key = {hash_key}\n[[deliver]]\nto = \"local\"\npath = \"adhoc/{{{{export}}}}.csv\"\n"
+        );
+        let body = serde_json::json!({ "name": name, "definition": definition }).to_string();
+        let (status, reply) = daemon.http_body("POST", "/v1/exports/adhoc", TOKEN, &body);
+        let expected = if name == "refs" { 202 } else { 400 };
+        assert_eq!(status, expected, "ad-hoc `{name}`: {reply}");
+        evidence.add(format!("POST /v1/exports/adhoc {name} ({status})"), reply);
     }
     let (status, runs) = daemon.http("GET", "/v1/runs", TOKEN);
     assert_eq!(status, 200, "{runs}");
