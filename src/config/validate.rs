@@ -1085,6 +1085,66 @@ path = "a/{{date}}/{{part}}.{{ext}}"
         fn mutated_definitions_never_panic(edits in prop::collection::vec(edit(), 1..6)) {
             check(&apply(VALID, &edits))?;
         }
+
+        #[test]
+        fn mutated_daemon_configs_never_panic(edits in prop::collection::vec(edit(), 1..6)) {
+            check_daemon_text(&apply(DAEMON, &edits))?;
+        }
+
+        #[test]
+        fn arbitrary_daemon_configs_never_panic(text in "\\PC{0,200}") {
+            check_daemon_text(&text)?;
+        }
+    }
+
+    /// exportd.toml with every table that takes secrets, endpoints and tokens.
+    const DAEMON: &str = r#"
+[defaults]
+output_dir = "/srv/exports"
+[http]
+listen = "127.0.0.1:8080"
+[access]
+url_signing_key = { env = "K" }
+[[access.tokens]]
+name = "a"
+role = "admin"
+sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+[connections.s3]
+type = "s3"
+endpoint = "https://s3.example.com"
+access_key_id = { env = "A" }
+secret_access_key = { file = "/run/s" }
+[connections.hook]
+type = "webhook"
+url = "https://hooks.example.com/x"
+signing_secret = { credential = "hook" }
+[connections.relay]
+type = "smtp"
+host = "smtp.example.com"
+from = "x@example.com"
+password = { env = "P" }
+"#;
+
+    fn check_daemon_text(text: &str) -> Result<(), TestCaseError> {
+        let (config, diags) = check_daemon(Path::new("exportd.toml"), text);
+        prop_assert!(config.is_some() || diags.iter().any(Diagnostic::is_error));
+        let lines = text.split('\n').count();
+        for d in diags {
+            prop_assert!(
+                d.line >= 1 && d.line <= lines + 1 && d.column >= 1,
+                "{d} outside the {lines}-line text"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_daemon_seed_is_valid() {
+        let (config, diags) = check_daemon(Path::new("exportd.toml"), DAEMON);
+        assert!(
+            config.is_some() && !diags.iter().any(Diagnostic::is_error),
+            "{diags:?}"
+        );
     }
 }
 
