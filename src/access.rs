@@ -68,6 +68,9 @@ pub enum Permission {
     Download,
     /// Read the audit log.
     Audit,
+    /// Create exports through the API (`POST /v1/exports/adhoc`): admins only, because a
+    /// definition chooses what leaves the machine and where to.
+    Create,
 }
 
 /// Who is calling.
@@ -192,6 +195,7 @@ impl Access {
             Permission::Schedule => matches!(who.role, Role::Admin | Role::Operations),
             Permission::Download => who.role != Role::Auditor,
             Permission::Audit => matches!(who.role, Role::Admin | Role::Auditor),
+            Permission::Create => who.role == Role::Admin,
         };
         if allowed {
             Ok(())
@@ -205,6 +209,7 @@ impl Access {
                     Permission::Schedule => "trigger, suspend or resume runs",
                     Permission::Download => "download files",
                     Permission::Audit => "read the audit log",
+                    Permission::Create => "create exports",
                 }
             )))
         }

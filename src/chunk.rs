@@ -3,6 +3,7 @@
 //! changes (`split_by`). Parts are staged on local disk and described for the manifest.
 
 use crate::compress::{self, Compression, PartSink};
+use crate::encrypt::{self, AgeRecipients};
 use crate::format::Encoder;
 use crate::value::Value;
 use chrono::{DateTime, Utc};
@@ -31,11 +32,11 @@ pub struct StagedPart {
     pub path: PathBuf,
     /// Rows in the part.
     pub rows: u64,
-    /// Bytes of the file.
+    /// Bytes of the file (encrypted, when the export encrypts).
     pub bytes: u64,
     /// Bytes before compression.
     pub uncompressed_bytes: u64,
-    /// SHA-256 of the file, hex.
+    /// SHA-256 of the file, hex (of the encrypted file when the export encrypts).
     pub sha256: String,
     /// For `split_by`: the start of the day or week the part holds.
     #[serde(skip)]
@@ -60,6 +61,7 @@ pub struct Chunker {
     open: Option<OpenPart>,
     finished: Vec<StagedPart>,
     entry_names: Option<EntryNamer>,
+    encryption: Option<AgeRecipients>,
 }
 
 /// Names the file inside a zip, tar.gz or 7z part from its number and split period, so the
@@ -84,6 +86,27 @@ impl Chunker {
             open: None,
             finished: Vec::new(),
             entry_names: None,
+            encryption: None,
+        }
+    }
+
+    /// Seals every finished part for `recipients` (see [`crate::encrypt`]); the staged file
+    /// and its size and hash are then the encrypted ones.
+    pub fn with_encryption(mut self, recipients: AgeRecipients) -> Chunker {
+        self.encryption = Some(recipients);
+        self
+    }
+
+    /// Where the compressor writes: the part itself, or a plaintext file beside it that
+    /// sealing replaces.
+    fn written_path(&self, part: &Path) -> PathBuf {
+        match self.encryption {
+            Some(_) => {
+                let mut name = part.as_os_str().to_owned();
+                name.push(".plain");
+                PathBuf::from(name)
+            }
+            None => part.to_path_buf(),
         }
     }
 
@@ -105,7 +128,7 @@ impl Chunker {
             None => Self::part_file_name(number, self.encoder.extension()),
         };
         let path = self.dir.join(Self::part_file_name(number, &self.extension));
-        let file = std::fs::File::create(&path)?;
+        let file = std::fs::File::create(self.written_path(&path))?;
         let mut sink = compress::part_writer(&self.compression, &entry, file)?;
         self.encoder.begin(&mut sink)?;
         self.open = Some(OpenPart {
@@ -124,15 +147,23 @@ impl Chunker {
         };
         self.encoder.finish(&mut part.sink)?;
         let stats = part.sink.finish()?;
-        self.finished.push(StagedPart {
-            number: part.number,
+        let written = self.written_path(&part.path);
+        let (bytes, sha256) = match &self.encryption {
+            Some(recipients) => {
+                let sealed = encrypt::seal_file(&written, &part.path, recipients)?;
+                (sealed.bytes, sealed.sha256)
+            }
             // Hashed from the finished file, not from the bytes as they were written: tar.gz
             // and 7z seek back and rewrite their headers at `finish`, so only the file on
             // disk has the final bytes.
-            sha256: sha256_file(&part.path)?,
+            None => (stats.compressed_bytes, sha256_file(&part.path)?),
+        };
+        self.finished.push(StagedPart {
+            number: part.number,
+            sha256,
             path: part.path,
             rows: part.rows,
-            bytes: stats.compressed_bytes,
+            bytes,
             uncompressed_bytes: stats.uncompressed_bytes,
             period_start: part.period,
         });

@@ -16,6 +16,7 @@ pub mod cost;
 pub mod daemon;
 pub mod deftest;
 pub mod deliver;
+pub mod encrypt;
 pub mod fields;
 pub mod filter;
 pub mod format;

@@ -13,6 +13,7 @@ use crate::config::export::{
 };
 use crate::config::{ExportSpec, Metric, load::Loaded};
 use crate::deliver::{self, Delivered, Upload};
+use crate::encrypt::AgeRecipients;
 use crate::fields::{Masker, Selection};
 use crate::format::{self, CsvOptions, FormatOptions, LineEnding, XmlOptions};
 use crate::schedule::Window;
@@ -69,6 +70,10 @@ pub enum Error {
     /// The definition asks for something this build cannot do.
     #[error("{0}")]
     Unsupported(String),
+    /// An `encrypt.age_recipients` key does not parse (validation reports it first; this
+    /// covers specs built without it).
+    #[error("invalid `encrypt.age_recipients`: {0}")]
+    Encryption(#[from] crate::encrypt::RecipientError),
 }
 
 /// Where runs stage and deliver files, resolved from exportd.toml.
@@ -315,12 +320,35 @@ pub fn compression(spec: &ExportSpec) -> Result<Compression, Error> {
     })
 }
 
-/// File extension of a part: format plus compression (`ndjson.gz`).
-pub fn part_extension(format: &FormatOptions, compression: &Compression) -> String {
-    match compression.extension() {
-        Some(c) => format!("{}.{c}", format.extension()),
-        None => format.extension().to_owned(),
+/// Extension an encrypted part gains after its compression's (`csv.gz.age`), as `age` does.
+pub const ENCRYPTED_EXTENSION: &str = "age";
+
+/// File extension of a part: format, compression and encryption (`ndjson.gz`, `csv.zip.age`).
+pub fn part_extension(
+    format: &FormatOptions,
+    compression: &Compression,
+    encrypted: bool,
+) -> String {
+    let mut extension = format.extension().to_owned();
+    for suffix in compression
+        .extension()
+        .into_iter()
+        .chain(encrypted.then_some(ENCRYPTED_EXTENSION))
+    {
+        extension.push('.');
+        extension.push_str(suffix);
     }
+    extension
+}
+
+/// The age recipients of an encrypting export (validation has checked them).
+pub fn encryption(spec: &ExportSpec) -> Result<Option<AgeRecipients>, Error> {
+    spec.def
+        .encrypt
+        .as_ref()
+        .map(|e| AgeRecipients::parse(&e.age_recipients))
+        .transpose()
+        .map_err(Error::from)
 }
 
 /// The store query of a leads/events export (without fields).
@@ -390,7 +418,8 @@ pub fn run_once(
     let run_id = plan.run_id();
     let format = format_options(spec)?;
     let compression = compression(spec)?;
-    let extension = part_extension(&format, &compression);
+    let encryption = encryption(spec)?;
+    let extension = part_extension(&format, &compression, encryption.is_some());
     let hash_key = spec
         .def
         .fields
@@ -414,14 +443,18 @@ pub fn run_once(
     };
 
     let new_chunker = |columns: &[String]| {
-        Chunker::new(
+        let chunker = Chunker::new(
             format::encoder(&format, columns),
             compression.clone(),
             limits,
             &staging,
             &extension,
         )
-        .with_entry_names(entry_namer(spec, plan, &format, &compression, &extension))
+        .with_entry_names(entry_namer(spec, plan, &format, &extension));
+        match &encryption {
+            Some(recipients) => chunker.with_encryption(recipients.clone()),
+            None => chunker,
+        }
     };
     let mut query = base_query(spec, plan);
     let (columns, parts, rows) = if spec.def.kind == Kind::Summary {
@@ -503,21 +536,21 @@ pub fn run_once(
     })
 }
 
-/// Names archive entries after the delivered file, minus the archive's own extension.
+/// Names archive entries after the delivered file, minus the archive's own extension and
+/// `.age` (`leads_001.csv` inside `leads_001.csv.zip.age`).
 fn entry_namer(
     spec: &ExportSpec,
     plan: &RunPlan,
     format: &FormatOptions,
-    compression: &Compression,
     extension: &str,
 ) -> crate::chunk::EntryNamer {
     let template = spec.destinations.iter().find_map(|d| d.path.clone());
     let (name, nominal, window, tz) = (spec.name.clone(), plan.nominal, plan.window, spec.timezone);
     let format_ext = format.extension().to_owned();
-    let archive_ext = compression
-        .extension()
-        .map(|e| format!(".{e}"))
-        .unwrap_or_default();
+    let archive_ext = extension
+        .strip_prefix(format_ext.as_str())
+        .unwrap_or_default()
+        .to_owned();
     let extension = extension.to_owned();
     Box::new(move |number, period| {
         let fallback = Chunker::part_file_name(number, &format_ext);
@@ -853,6 +886,7 @@ impl Objects<'_> {
             vars: &vars,
             format: format.as_str().unwrap_or_default(),
             compression: compression.as_str().unwrap_or_default(),
+            encrypted: self.spec.def.encrypt.is_some(),
         };
         delivered.extend(destination.send_run(&run)?);
         Ok(())
@@ -1059,7 +1093,9 @@ pub fn estimate(
     let mut query = base_query(spec, plan);
     let format = format_options(spec)?;
     let compression = compression(spec)?;
-    let extension = part_extension(&format, &compression);
+    // Sizes are estimated unencrypted: age adds 16 bytes per 64 KiB and a header of about
+    // 200 bytes per recipient.
+    let extension = part_extension(&format, &compression, false);
     let scratch = env
         .staging_dir
         .join(format!(".estimate-{}", std::process::id()));

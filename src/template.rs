@@ -226,6 +226,10 @@ pub fn confine(path: &str, allow_absolute: bool) -> Result<PathBuf, Error> {
             _ => {}
         }
     }
+    // `.` or `./.` would name the root itself: the part would replace the directory.
+    if !p.components().any(|c| matches!(c, Component::Normal(_))) {
+        return Err(escapes("names no file"));
+    }
     Ok(p.to_path_buf())
 }
 
@@ -330,7 +334,183 @@ mod tests {
         assert!(confine("/abs/x.csv", false).is_err());
         assert!(confine("/abs/x.csv", true).is_ok());
         assert!(confine("a/b/c.csv", false).is_ok());
+        assert!(confine(".", false).is_err());
+        assert!(confine("./.", true).is_err());
         let t = Template::parse("{{export}}/&amp;<x>.csv").unwrap();
         assert_eq!(t.render(&vars()).unwrap(), "daily/&amp;<x>.csv");
+    }
+}
+
+/// Hostile templates and values: rendering never panics, and no path that `render_path`
+/// accepts leaves its root, whatever the variables hold.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// An oracle independent of `confine`: walks the components as the filesystem would
+    /// (lexically; symlinks are the operator's business) and says whether the path stays
+    /// below the root it is joined to.
+    fn stays_under_root(path: &str) -> bool {
+        let mut depth = 0usize;
+        for component in Path::new(path).components() {
+            match component {
+                Component::Normal(_) => depth += 1,
+                Component::CurDir => {}
+                Component::ParentDir => match depth.checked_sub(1) {
+                    Some(d) => depth = d,
+                    None => return false,
+                },
+                Component::RootDir | Component::Prefix(_) => return false,
+            }
+        }
+        depth > 0
+    }
+
+    const PATH_PIECES: &[&str] = &[
+        "..",
+        ".",
+        "/",
+        "//",
+        "a",
+        "b.csv",
+        "...",
+        "..a",
+        "a..",
+        "~",
+        "\\",
+        "..\\..",
+        "\0",
+        " ",
+        "%2e%2e",
+        "\u{2024}\u{2024}",
+        "C:",
+        "\n",
+    ];
+
+    const TEMPLATE_PIECES: &[&str] = &[
+        "{{date}}",
+        "{{export}}",
+        "{{part}}",
+        "{{ext}}",
+        "{{run_id}}",
+        "{{year}}",
+        "{{week}}",
+        "{{window.start}}",
+        "{{nominal}}",
+        "{{format window.start \"%Y/%m\"}}",
+        "{{format nominal \"%",
+        "{{#if export}}",
+        "{{/if}}",
+        "{{#each export}}",
+        "{{/each}}",
+        "{{> partial}}",
+        "{{!comment}}",
+        "{{{export}}}",
+        "{{",
+        "}}",
+        "{{lookup this \"export\"}}",
+        "{{../export}}",
+        "{{this}}",
+        "{{@root.export}}",
+        "/",
+        "..",
+        "a",
+        "%",
+        "\\",
+    ];
+
+    fn hostile_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "\\PC{0,12}",
+            prop::collection::vec(prop::sample::select(PATH_PIECES), 0..8).prop_map(|p| p.concat()),
+        ]
+    }
+
+    fn hostile_vars() -> impl Strategy<Value = RunVars> {
+        (
+            hostile_text(),
+            hostile_text(),
+            hostile_text(),
+            hostile_text(),
+        )
+            .prop_map(|(export, ext, part, start)| {
+                let mut vars = sample_vars("x");
+                vars.export = export;
+                vars.ext = ext;
+                vars.part = part;
+                vars.window.start = start;
+                vars
+            })
+    }
+
+    fn check_rendered(template: &Template, vars: &RunVars) -> Result<(), TestCaseError> {
+        for allow_absolute in [false, true] {
+            if let Ok(path) = template.render_path(vars, allow_absolute) {
+                prop_assert!(
+                    allow_absolute || stays_under_root(&path),
+                    "`{}` rendered `{path}`, which leaves its root",
+                    template.source()
+                );
+                prop_assert!(
+                    !path.split('/').any(|c| c == ".."),
+                    "`{path}` contains `..`"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn confine_accepts_only_paths_below_the_root(
+            path in prop::collection::vec(prop::sample::select(PATH_PIECES), 0..8).prop_map(|p| p.concat())
+        ) {
+            if confine(&path, false).is_ok() {
+                prop_assert!(stays_under_root(&path), "confine accepted `{path:?}`");
+            }
+        }
+
+        #[test]
+        fn arbitrary_templates_never_panic_and_stay_confined(
+            source in prop_oneof![
+                "\\PC{0,30}",
+                prop::collection::vec(prop::sample::select(TEMPLATE_PIECES), 0..8).prop_map(|p| p.concat()),
+            ],
+            vars in hostile_vars(),
+        ) {
+            if let Ok(template) = Template::parse(&source) {
+                check_rendered(&template, &sample_vars("daily"))?;
+                check_rendered(&template, &vars)?;
+            }
+        }
+
+        /// The variables a definition cannot choose (dates, run id) are fixed formats, and the
+        /// ones it can (`export`, `ext`, `part`) are refused at render time if they would
+        /// lead the path out, even for values validation would never let through.
+        #[test]
+        fn hostile_variable_values_never_escape(vars in hostile_vars()) {
+            for source in [
+                "{{export}}/{{date}}/{{part}}.{{ext}}",
+                "out/{{export}}_{{part}}.{{ext}}",
+                "{{export}}",
+                "a/{{export}}/../{{ext}}",
+                "{{format window.start \"%Y/%m\"}}/{{export}}",
+            ] {
+                check_rendered(&Template::parse(source).expect("template"), &vars)?;
+            }
+        }
+
+        /// Every name validation accepts is a single, harmless path component.
+        #[test]
+        fn valid_export_names_are_one_path_component(name in "[A-Za-z0-9_.\\-/]{1,20}") {
+            if crate::config::validate::valid_export_name(&name) {
+                let vars = sample_vars(&name);
+                let rendered = Template::parse("{{export}}").expect("template").render_path(&vars, false);
+                prop_assert_eq!(rendered.ok(), Some(name));
+            }
+        }
     }
 }

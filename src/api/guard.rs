@@ -85,7 +85,24 @@ pub async fn authorize(
         }
     };
     request.extensions_mut().insert(Caller(caller.clone()));
-    let response = next.run(request).await;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // Refused before any handler reads a byte of it; the audit log still names the caller.
+    let response = if declared.is_some_and(|n| n > super::routes::MAX_BODY_BYTES as u64) {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the request body is larger than {} bytes; an export definition is a few KiB",
+                super::routes::MAX_BODY_BYTES
+            ),
+        )
+        .into_response()
+    } else {
+        next.run(request).await
+    };
     record(
         &state,
         &caller.name,

@@ -1,6 +1,6 @@
 //! The HTTP status API of `exportd run` (default `127.0.0.1:8080`, `[http] listen`).
 //!
-//! Read-only views of what the daemon knows, plus one action:
+//! Read-only views of what the daemon knows, plus a few actions:
 //!
 //! | Route | Answer |
 //! |---|---|
@@ -13,6 +13,8 @@
 //! | `GET /v1/runs?export=&state=&limit=` | runs, newest first (limit 50, at most 1000); 400 |
 //! | `GET /v1/runs/{export}/{run}` | a run and its deliveries; 404 |
 //! | `POST /v1/exports/{name}/run` | 202 `{"run_id"}`; 404, 409, 503 |
+//! | `POST /v1/exports/adhoc` | body `{"definition": TOML, "name"}`: 202 `{"run_id"}`; 400, 409, 413 |
+//! | `POST /v1/exports/{name}/suspend`, `…/resume` | 200 `{"export", "suspended", "changed"}`; 404, 409 |
 //!
 //! Run ids contain a slash (`daily/20240115T020000Z`), so `GET /v1/runs/{id}` takes the id as
 //! two path segments, literally `/v1/runs/daily/20240115T020000Z`; the percent-encoded form

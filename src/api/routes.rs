@@ -9,10 +9,10 @@ use super::guard::{Caller, SignedLink};
 use super::metrics;
 use crate::access::Permission;
 use crate::daemon::registry::Registry;
-use crate::daemon::{Event, TriggerError};
+use crate::daemon::{AdhocError, Event, SuspendError, TriggerError};
 use crate::state::{RunFilter, RunState};
 use axum::Extension;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -33,11 +33,16 @@ pub const MAX_RUN_LIMIT: usize = 1000;
 /// long reconcile delays it; past this the caller is told to retry instead of hanging.
 const TRIGGER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The largest request body the API reads. The only bodies are ad-hoc definitions, a few KiB
+/// of TOML; anything far larger is a mistake or an attack, refused before it is buffered.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
 /// What the 404 fallback lists, so a mistyped URL tells the caller where to go.
 const ROUTES: &str = "GET / (status page), GET /runs/{export}/{run} (run page), GET /healthz, GET /metrics, GET /v1/exports, GET /v1/exports/{name}, \
     GET /v1/runs, GET /v1/runs/{export}/{run}, POST /v1/exports/{name}/run, \
     GET /v1/runs/{export}/{run}/files, GET /v1/runs/{export}/{run}/files/{name}, \
-    POST /v1/runs/{export}/{run}/files/{name}/link, GET /v1/audit, GET /v1/alerts";
+    POST /v1/runs/{export}/{run}/files/{name}/link, GET /v1/audit, GET /v1/alerts, \
+    POST /v1/exports/adhoc, POST /v1/exports/{name}/suspend, POST /v1/exports/{name}/resume";
 
 pub(super) fn router(state: ApiState) -> Router {
     Router::new()
@@ -47,7 +52,11 @@ pub(super) fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/v1/exports", get(list_exports))
         .route("/v1/exports/{name}", get(export_detail))
+        // The static segment wins over `{name}`, so an export named `adhoc` is still readable.
+        .route("/v1/exports/adhoc", post(adhoc).get(adhoc_detail))
         .route("/v1/exports/{name}/run", post(trigger))
+        .route("/v1/exports/{name}/suspend", post(suspend))
+        .route("/v1/exports/{name}/resume", post(resume))
         .route("/v1/runs", get(list_runs))
         // Run ids are `EXPORT/RUNID`: as two segments, or one percent-encoded segment.
         .route("/v1/runs/{export}/{run}", get(run_detail_split))
@@ -62,6 +71,9 @@ pub(super) fn router(state: ApiState) -> Router {
         .route("/v1/alerts", get(alerts))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
+        // Extractors stop reading past the limit (chunked bodies have no Content-Length for
+        // the guard to check).
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             super::guard::authorize,
@@ -317,6 +329,156 @@ async fn trigger(
             Err(ApiError::new(StatusCode::CONFLICT, e.to_string()))
         }
         Err(TriggerError::ShuttingDown) => Err(shutting_down()),
+    }
+}
+
+async fn suspend(
+    state: State<ApiState>,
+    caller: Extension<Caller>,
+    name: Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    set_suspended(state, caller, name, true).await
+}
+
+async fn resume(
+    state: State<ApiState>,
+    caller: Extension<Caller>,
+    name: Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    set_suspended(state, caller, name, false).await
+}
+
+/// 200 `{"export", "suspended", "changed"}`; 404 unknown, 409 suspended in its file.
+async fn set_suspended(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    suspend: bool,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require(&state, Permission::Schedule)?;
+    let unavailable = || {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the daemon did not answer (it is shutting down or busy); try again",
+        )
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let event = Event::Suspend {
+        export: name.clone(),
+        suspend,
+        reply,
+    };
+    state.events.send(event).map_err(|_| unavailable())?;
+    match tokio::time::timeout(TRIGGER_TIMEOUT, answer).await {
+        Ok(Ok(Ok(changed))) => Ok(Json(
+            serde_json::json!({ "export": name, "suspended": suspend, "changed": changed }),
+        )),
+        Ok(Ok(Err(SuspendError::UnknownExport(_)))) => Err(unknown_export(&name)),
+        Ok(Ok(Err(e @ SuspendError::SuspendedInFile(_)))) => {
+            Err(ApiError::new(StatusCode::CONFLICT, e.to_string()))
+        }
+        Ok(Err(_)) | Err(_) => Err(unavailable()),
+    }
+}
+
+/// A JSON body, or the reason it is not one: 413 past [`MAX_BODY_BYTES`], 400 for anything
+/// else (malformed JSON, wrong fields, missing content type), always as a JSON error that says
+/// what to send instead.
+fn json_body<T>(body: Result<Json<T>, JsonRejection>, expected: &str) -> Result<T, ApiError> {
+    match body {
+        Ok(Json(value)) => Ok(value),
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {MAX_BODY_BYTES} bytes; send {expected}"),
+        )),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "{}; send {expected} with `Content-Type: application/json`",
+            e.body_text()
+        ))),
+    }
+}
+
+/// `POST /v1/exports/adhoc` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdhocRequest {
+    /// Name suffix: the export is `adhoc-NAME`. Default: the request time.
+    name: Option<String>,
+    /// The definition, as the TOML text of a file in exports.d.
+    definition: String,
+}
+
+const ADHOC_BODY: &str = "`{\"definition\": \"TOML text of an export\", \"name\": \"optional\"}`";
+
+/// `GET /v1/exports/adhoc`: the detail of an export that happens to be named `adhoc`.
+async fn adhoc_detail(state: State<ApiState>) -> Result<Json<ExportDetail>, ApiError> {
+    export_detail(state, Path("adhoc".to_owned())).await
+}
+
+async fn adhoc(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    body: Result<Json<AdhocRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(&state, Permission::Create)?;
+    let request = json_body(body, ADHOC_BODY)?;
+    let suffix = request
+        .name
+        .unwrap_or_else(|| chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
+    let name = format!("adhoc-{suffix}");
+    if !crate::config::validate::valid_export_name(&name) {
+        return Err(ApiError::bad_request(format!(
+            "`{name}` is not a valid export name: use letters, digits, `-` and `_` in `name`"
+        )));
+    }
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let shutting_down = || {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the daemon is shutting down and starts no new runs; try again after it restarts",
+        )
+    };
+    let event = Event::Adhoc {
+        name: name.clone(),
+        definition: request.definition,
+        reply,
+    };
+    state.events.send(event).map_err(|_| shutting_down())?;
+    let answer = match tokio::time::timeout(TRIGGER_TIMEOUT, answer).await {
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the daemon did not answer within {} s; try again, and check the exportd log if it persists",
+                    TRIGGER_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+        Ok(Err(_)) => return Err(shutting_down()),
+        Ok(Ok(answer)) => answer,
+    };
+    match answer {
+        Ok(run_id) => {
+            let run_id = if run_id.contains('/') {
+                run_id
+            } else {
+                format!("{name}/{run_id}")
+            };
+            let status_url = format!("/v1/runs/{run_id}");
+            Ok((
+                StatusCode::ACCEPTED,
+                [(header::LOCATION, status_url.clone())],
+                Json(Triggered { run_id, status_url }),
+            )
+                .into_response())
+        }
+        Err(e @ AdhocError::Invalid(_)) => Err(ApiError::bad_request(format!(
+            "{e}\nfix the definition (`exportd validate` reports the same errors for a file) and send it again"
+        ))),
+        Err(e @ AdhocError::NameTaken(_)) => {
+            Err(ApiError::new(StatusCode::CONFLICT, e.to_string()))
+        }
+        Err(AdhocError::ShuttingDown) => Err(shutting_down()),
     }
 }
 

@@ -231,3 +231,68 @@ impl Drop for Spool {
         let _ = std::fs::remove_file(&self.path);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A line that can never be a record: `!` cannot start JSON. `bytes` may be invalid UTF-8.
+    fn bad_line() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            any::<u8>().prop_filter("no newline", |b| *b != b'\n'),
+            0..30,
+        )
+        .prop_map(|mut bytes| {
+            bytes.insert(0, b'!');
+            bytes
+        })
+    }
+
+    fn good_line() -> impl Strategy<Value = Vec<u8>> {
+        (0u32..1000, prop::bool::ANY).prop_map(|(i, crlf)| {
+            let mut line =
+                format!(r#"{{"id":"L{i}","created_at":"2024-05-01T12:00:00Z"}}"#).into_bytes();
+            if crlf {
+                line.push(b'\r');
+            }
+            line
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Every bad line is reported with its own 1-based number, and only those.
+        #[test]
+        fn bad_lines_are_reported_with_their_line_numbers(
+            lines in prop::collection::vec(prop_oneof![good_line(), bad_line()], 0..40),
+            trailing_newline in prop::bool::ANY,
+        ) {
+            let expected: Vec<usize> = lines
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.first() == Some(&b'!'))
+                .map(|(i, _)| i + 1)
+                .collect();
+            let mut input = lines.join(&b'\n');
+            if trailing_newline && !lines.is_empty() {
+                input.push(b'\n');
+            }
+            let mut reported = Vec::new();
+            let mut seen = 0;
+            read_lines(Box::new(std::io::Cursor::new(input)), "test", |line_no, line| {
+                seen = line_no;
+                if let Err(message) = line.and_then(|l| parse_line(Kind::Leads, l)) {
+                    assert!(!message.is_empty());
+                    reported.push(line_no);
+                }
+                ControlFlow::Continue(())
+            })
+            .expect("reading from memory");
+            prop_assert_eq!(reported, expected);
+            // Lines are never empty here, so a final newline adds no line.
+            prop_assert_eq!(seen, lines.len());
+        }
+    }
+}

@@ -76,7 +76,7 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
             let extension = format_options(spec)
                 .ok()
                 .zip(crate::pipeline::compression(spec).ok())
-                .map(|(f, c)| part_extension(&f, &c))
+                .map(|(f, c)| part_extension(&f, &c, spec.def.encrypt.is_some()))
                 .unwrap_or_default();
             let mut after = at;
             for _ in 0..args.count {

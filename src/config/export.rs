@@ -71,6 +71,10 @@ pub struct ExportDef {
     /// When to start a new part file.
     #[serde(default)]
     pub chunk: ChunkDef,
+    /// Encryption of every part (and nothing else) before it is delivered, so files at rest
+    /// on a destination are readable only by the holders of the matching identities.
+    #[serde(default)]
+    pub encrypt: Option<EncryptDef>,
     /// The `_manifest.json` written after the parts.
     #[serde(default)]
     pub manifest: ManifestDef,
@@ -404,6 +408,18 @@ pub enum CompressionKind {
     /// A 7z archive with one entry, optionally AES-256 encrypted.
     #[serde(rename = "7z")]
     SevenZ,
+}
+
+/// Encryption at rest with age (<https://age-encryption.org>).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptDef {
+    /// Public keys (`age1…`, as printed by `age-keygen`) that can decrypt the parts; each
+    /// holder of a matching identity decrypts with `age -d -i KEYFILE`. Parts are encrypted
+    /// after compression and gain the extension `.age`; the manifest describes the encrypted
+    /// files. Public keys are not secrets, so they are written here directly.
+    #[schemars(length(min = 1), example = &["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"])]
+    pub age_recipients: Vec<String>,
 }
 
 /// CSV line ending.

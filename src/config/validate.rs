@@ -355,6 +355,7 @@ impl Checks<'_, '_> {
         self.fields(&def);
         self.personal_data_leaving(&def, &computed);
         self.kind_and_format(&def);
+        self.encryption(&def);
         let destinations = self.destinations(name, &def);
         let (Some(timezone), Some(window)) = (timezone, window) else {
             return None;
@@ -599,6 +600,25 @@ impl Checks<'_, '_> {
         }
     }
 
+    /// Every recipient must parse now, so a bad key fails `validate` at its line instead of
+    /// the first run.
+    fn encryption(&mut self, def: &ExportDef) {
+        let Some(encrypt) = &def.encrypt else {
+            return;
+        };
+        if encrypt.age_recipients.is_empty() {
+            self.error(
+                &path!["encrypt", "age_recipients"],
+                "`age_recipients` is empty: add at least one `age1…` public key (the line `age-keygen` prints), or remove `[encrypt]`",
+            );
+        }
+        for (i, key) in encrypt.age_recipients.iter().enumerate() {
+            if let Err(e) = crate::encrypt::parse_recipient(key) {
+                self.error(&path!["encrypt", "age_recipients", i], e.to_string());
+            }
+        }
+    }
+
     fn destinations(&mut self, name: &str, def: &ExportDef) -> Vec<DestinationSpec> {
         if def.deliver.is_empty() {
             self.error(
@@ -672,7 +692,12 @@ impl Checks<'_, '_> {
                         let at = path!["deliver", i, "headers", header.as_str()];
                         self.template(&at, text, &sample, true);
                     }
-                    if hook.batch_size.is_some()
+                    if hook.batch_size.is_some() && def.encrypt.is_some() {
+                        self.error(
+                            &path!["deliver", i, "batch_size"],
+                            "`batch_size` cannot split encrypted parts into records: each sealed part is POSTed whole; remove `batch_size`, or remove `[encrypt]` to send records",
+                        );
+                    } else if hook.batch_size.is_some()
                         && !webhook_can_split(def.format.kind, def.format.compression)
                     {
                         self.error(
@@ -1126,6 +1151,205 @@ subject = "Weekly {{week}}"
                 assert!(d.line >= 1 && d.column >= 1, "{d}");
             }
         }
+    }
+}
+
+/// Hostile definitions through proptest: arbitrary text and mutations of a valid definition
+/// (including every table that takes secrets and keys) become diagnostics inside the file,
+/// never a panic.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const VALID: &str = r#"
+schedule = "daily at 02:00"
+timezone = "America/Chicago"
+window = "previous_day"
+filter = 'outcome = "success" AND revenue > 0'
+[fields]
+include = ["lead_id", "email"]
+mask = { email = "hash" }
+hash_key = { env = "K" }
+[format]
+type = "csv"
+compression = "zip"
+password = { file = "/run/pw" }
+[encrypt]
+age_recipients = ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]
+[chunk]
+max_rows = 100
+[[deliver]]
+to = "local"
+path = "a/{{date}}/{{part}}.{{ext}}"
+"#;
+
+    const TOKENS: &[&str] = &[
+        "[",
+        "]",
+        "{",
+        "}",
+        "\"",
+        "'",
+        "'''",
+        "\"\"\"",
+        "=",
+        "\n",
+        "{{",
+        "}}",
+        "..",
+        "../",
+        "[[deliver]]",
+        "[encrypt]",
+        "age1",
+        "AGE-SECRET-KEY-1",
+        "{ env = \"X\" }",
+        "= 1",
+        "\u{0}",
+        "é",
+        "\u{feff}",
+        "9999999999999999999999",
+        "-",
+        ".",
+        "#",
+        "\\",
+        "\\u",
+        "1979-05-27T07:32:00Z",
+        "inf",
+        "nan",
+        "true",
+    ];
+
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Delete(usize, usize),
+        Insert(usize, &'static str),
+        Truncate(usize),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            (any::<usize>(), 1usize..16).prop_map(|(at, len)| Edit::Delete(at, len)),
+            (any::<usize>(), prop::sample::select(TOKENS)).prop_map(|(at, t)| Edit::Insert(at, t)),
+            any::<usize>().prop_map(Edit::Truncate),
+        ]
+    }
+
+    fn apply(text: &str, edits: &[Edit]) -> String {
+        let mut chars: Vec<char> = text.chars().collect();
+        for edit in edits {
+            let n = chars.len() + 1;
+            match *edit {
+                Edit::Delete(at, len) => {
+                    let at = at % n;
+                    let end = (at + len).min(chars.len());
+                    chars.drain(at.min(end)..end);
+                }
+                Edit::Insert(at, token) => {
+                    let at = at % n;
+                    chars.splice(at..at, token.chars());
+                }
+                Edit::Truncate(at) => chars.truncate(at % n),
+            }
+        }
+        chars.into_iter().collect()
+    }
+
+    fn daemon() -> DaemonConfig {
+        DaemonConfig::default()
+    }
+
+    fn check(text: &str) -> Result<(), TestCaseError> {
+        let (spec, diags) = check_export("fuzz", Path::new("fuzz.toml"), text, &daemon());
+        prop_assert!(spec.is_some() || diags.iter().any(Diagnostic::is_error));
+        let lines = text.split('\n').count();
+        for d in diags {
+            prop_assert!(
+                d.line >= 1 && d.line <= lines + 1 && d.column >= 1,
+                "{d} outside the {lines}-line text"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_seed_is_valid() {
+        let (spec, diags) = check_export("seed", Path::new("seed.toml"), VALID, &daemon());
+        assert!(spec.is_some(), "{diags:?}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            check(&text)?;
+        }
+
+        #[test]
+        fn mutated_definitions_never_panic(edits in prop::collection::vec(edit(), 1..6)) {
+            check(&apply(VALID, &edits))?;
+        }
+
+        #[test]
+        fn mutated_daemon_configs_never_panic(edits in prop::collection::vec(edit(), 1..6)) {
+            check_daemon_text(&apply(DAEMON, &edits))?;
+        }
+
+        #[test]
+        fn arbitrary_daemon_configs_never_panic(text in "\\PC{0,200}") {
+            check_daemon_text(&text)?;
+        }
+    }
+
+    /// exportd.toml with every table that takes secrets, endpoints and tokens.
+    const DAEMON: &str = r#"
+[defaults]
+output_dir = "/srv/exports"
+[http]
+listen = "127.0.0.1:8080"
+[access]
+url_signing_key = { env = "K" }
+[[access.tokens]]
+name = "a"
+role = "admin"
+sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+[connections.s3]
+type = "s3"
+endpoint = "https://s3.example.com"
+access_key_id = { env = "A" }
+secret_access_key = { file = "/run/s" }
+[connections.hook]
+type = "webhook"
+url = "https://hooks.example.com/x"
+signing_secret = { credential = "hook" }
+[connections.relay]
+type = "smtp"
+host = "smtp.example.com"
+from = "x@example.com"
+password = { env = "P" }
+"#;
+
+    fn check_daemon_text(text: &str) -> Result<(), TestCaseError> {
+        let (config, diags) = check_daemon(Path::new("exportd.toml"), text);
+        prop_assert!(config.is_some() || diags.iter().any(Diagnostic::is_error));
+        let lines = text.split('\n').count();
+        for d in diags {
+            prop_assert!(
+                d.line >= 1 && d.line <= lines + 1 && d.column >= 1,
+                "{d} outside the {lines}-line text"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_daemon_seed_is_valid() {
+        let (config, diags) = check_daemon(Path::new("exportd.toml"), DAEMON);
+        assert!(
+            config.is_some() && !diags.iter().any(Diagnostic::is_error),
+            "{diags:?}"
+        );
     }
 }
 

@@ -70,8 +70,55 @@ pub enum Event {
         /// Where the answer goes.
         reply: tokio::sync::oneshot::Sender<Result<String, TriggerError>>,
     },
+    /// `POST /v1/exports/adhoc`: validate a definition sent to the API as if it were a file in
+    /// exports.d, and run it once now. It is never scheduled and never written to disk.
+    Adhoc {
+        /// The export name (`adhoc-…`).
+        name: String,
+        /// The definition's TOML text.
+        definition: String,
+        /// The run id, or why it did not start.
+        reply: tokio::sync::oneshot::Sender<Result<String, AdhocError>>,
+    },
+    /// `POST /v1/exports/{name}/suspend|resume`: stop or restart scheduling an export without
+    /// editing its file. Manual triggers still run, as with `suspend = true`.
+    Suspend {
+        /// Export name.
+        export: String,
+        /// `true` to suspend, `false` to resume.
+        suspend: bool,
+        /// Whether anything changed, or why not.
+        reply: tokio::sync::oneshot::Sender<Result<bool, SuspendError>>,
+    },
     /// SIGTERM / SIGINT: stop scheduling, let running runs finish.
     Shutdown,
+}
+
+/// Why an export could not be suspended or resumed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SuspendError {
+    /// No valid export of that name.
+    #[error("no export named `{0}`")]
+    UnknownExport(String),
+    /// Its file says `suspend = true`, which only an edit of the file undoes.
+    #[error(
+        "export `{0}` is suspended by `suspend = true` in its file: set `suspend = false` there; the daemon reloads it"
+    )]
+    SuspendedInFile(String),
+}
+
+/// Why an ad-hoc run did not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdhocError {
+    /// The definition has errors; each is `adhoc-NAME.toml:LINE:COL: error: …`.
+    #[error("the definition is invalid:\n{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+    /// The name is taken by an export in exports.d or a running ad-hoc run.
+    #[error("export `{0}` already exists or is running; choose another `name`")]
+    NameTaken(String),
+    /// The daemon is stopping.
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
 }
 
 /// Why a triggered run did not start.
@@ -108,6 +155,13 @@ struct Slot {
 /// Everything the event loop works with.
 struct Daemon {
     env: Environment,
+    /// exportd.toml as of the last reload, for validating ad-hoc definitions.
+    config: Arc<crate::config::daemon::DaemonConfig>,
+    /// Ad-hoc exports with a run in progress (they have no slot).
+    adhoc_running: std::collections::BTreeSet<String>,
+    /// Exports suspended through the API. Kept in memory: a restart schedules them again
+    /// (the file's `suspend = true` is the durable switch).
+    api_suspended: std::collections::BTreeSet<String>,
     state: Arc<dyn StateStore>,
     registry: SharedRegistry,
     slots: BTreeMap<String, Slot>,
@@ -174,6 +228,9 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
     }
     let mut daemon = Daemon {
         env: first.environment.clone(),
+        config: first.daemon.clone(),
+        adhoc_running: std::collections::BTreeSet::new(),
+        api_suspended: std::collections::BTreeSet::new(),
         state,
         registry,
         slots: BTreeMap::new(),
@@ -294,6 +351,26 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
                 };
                 let _ = reply.send(answer);
             }
+            Event::Adhoc {
+                name,
+                definition,
+                reply,
+            } => {
+                let answer = if shutting_down {
+                    Err(AdhocError::ShuttingDown)
+                } else {
+                    daemon.adhoc(&name, &definition, Utc::now())
+                };
+                let _ = reply.send(answer);
+            }
+            Event::Suspend {
+                export,
+                suspend,
+                reply,
+            } => {
+                let answer = daemon.set_suspended(&export, suspend, Utc::now());
+                let _ = reply.send(answer);
+            }
             Event::Shutdown => {
                 if shutting_down {
                     // A second signal: do not wait any longer.
@@ -339,6 +416,7 @@ impl Daemon {
             })
             .collect();
         self.alerts.definitions(&rejected);
+        self.config = outcome.daemon.clone();
         if let Ok(mut registry) = self.registry.write() {
             registry.prices = self.env.prices;
             registry.specs = outcome.active.clone();
@@ -354,6 +432,7 @@ impl Daemon {
         );
         for name in &outcome.diff.removed {
             self.alerts.export_removed(name);
+            self.api_suspended.remove(name);
             if let Some(slot) = self.slots.remove(name)
                 && slot.spec.def.on_remove == crate::config::export::OnRemove::Delete
             {
@@ -377,7 +456,7 @@ impl Daemon {
             let mut queue = ExportSchedule::new(
                 spec.schedule.clone(),
                 spec.timezone,
-                spec.def.suspend,
+                spec.def.suspend || self.api_suspended.contains(&spec.name),
                 last,
                 spec.def.catch_up,
                 self.max_catch_up,
@@ -473,6 +552,14 @@ impl Daemon {
             (Condition::Running, "a run is in progress".to_owned())
         } else if spec.def.suspend {
             (Condition::Suspended, "`suspend = true`".to_owned())
+        } else if self.api_suspended.contains(&spec.name) {
+            (
+                Condition::Suspended,
+                format!(
+                    "suspended through the API; POST /v1/exports/{}/resume schedules it again",
+                    spec.name
+                ),
+            )
         } else if spec.schedule.is_none() {
             (
                 Condition::OnDemand,
@@ -663,6 +750,94 @@ impl Daemon {
         slot.queue.push_front(now, Trigger::Api);
         self.start_due_runs(now);
         Ok(crate::state::run_id(export, now))
+    }
+
+    /// Suspends or resumes scheduling `export`; returns whether anything changed. The queue
+    /// is rebuilt as a reload would: suspending drops the runs waiting to start, resuming
+    /// catches up what was missed as the export's `catch_up` says. A running run goes on.
+    fn set_suspended(
+        &mut self,
+        export: &str,
+        suspend: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool, SuspendError> {
+        let Some(slot) = self.slots.get(export) else {
+            return Err(SuspendError::UnknownExport(export.to_owned()));
+        };
+        let action = if suspend { "suspend" } else { "resume" };
+        if !suspend && slot.spec.def.suspend {
+            self.audit(action, export, "refused: `suspend = true` in its file");
+            return Err(SuspendError::SuspendedInFile(export.to_owned()));
+        }
+        let changed = if suspend {
+            self.api_suspended.insert(export.to_owned())
+        } else {
+            self.api_suspended.remove(export)
+        };
+        if changed {
+            let last = self
+                .state
+                .last_nominals()
+                .unwrap_or_else(|e| {
+                    warn!(error = %e, "Cannot read the run history; no catch-up.");
+                    Default::default()
+                })
+                .get(export)
+                .copied();
+            let max_catch_up = self.max_catch_up;
+            if let Some(slot) = self.slots.get_mut(export) {
+                let spec = slot.spec.clone();
+                let mut queue = ExportSchedule::new(
+                    spec.schedule.clone(),
+                    spec.timezone,
+                    suspend,
+                    last,
+                    spec.def.catch_up,
+                    max_catch_up,
+                    now,
+                );
+                if slot.queue.is_running() {
+                    queue.mark_running();
+                }
+                slot.queue = queue;
+            }
+            info!(export = %export, "{}", if suspend { "Suspended through the API." } else { "Resumed through the API." });
+        }
+        self.audit(action, export, if changed { "ok" } else { "unchanged" });
+        self.refresh_status(export);
+        self.start_due_runs(now);
+        Ok(changed)
+    }
+
+    /// Validates an ad-hoc definition exactly as a file in exports.d (against the current
+    /// exportd.toml) and starts its one run, unscheduled and unclaimed: the request reached
+    /// one replica only.
+    fn adhoc(
+        &mut self,
+        name: &str,
+        definition: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, AdhocError> {
+        if self.slots.contains_key(name) || self.adhoc_running.contains(name) {
+            return Err(AdhocError::NameTaken(name.to_owned()));
+        }
+        let file = PathBuf::from(format!("{name}.toml"));
+        let (spec, diagnostics) =
+            crate::config::validate::check_export(name, &file, definition, &self.config);
+        let Some(spec) = spec.filter(|_| !diagnostics.iter().any(|d| d.is_error())) else {
+            self.audit("adhoc", name, "invalid");
+            return Err(AdhocError::Invalid(
+                diagnostics
+                    .iter()
+                    .filter(|d| d.is_error())
+                    .map(ToString::to_string)
+                    .collect(),
+            ));
+        };
+        self.adhoc_running.insert(name.to_owned());
+        self.audit("adhoc", name, "started");
+        self.start_run(Arc::new(spec), now, Trigger::Api);
+        Ok(crate::state::run_id(name, now))
     }
 
     /// Appends the daemon's own action to the audit log (a failure to write it is logged: the
@@ -860,6 +1035,7 @@ impl Daemon {
         nominal: DateTime<Utc>,
         result: Result<RunReport, String>,
     ) {
+        self.adhoc_running.remove(export);
         if let Some(slot) = self.slots.get_mut(export) {
             slot.queue.finished();
             slot.running_run = None;

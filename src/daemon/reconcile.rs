@@ -40,6 +40,8 @@ pub struct Outcome {
     pub listen: String,
     /// `[access]` (read at start-up; changing tokens needs a restart).
     pub access: crate::config::daemon::AccessConfig,
+    /// The whole exportd.toml, to validate ad-hoc definitions as files are validated.
+    pub daemon: Arc<crate::config::daemon::DaemonConfig>,
 }
 
 /// Keeps the accepted version of every export across reloads.
@@ -65,6 +67,7 @@ impl Reconciler {
         let environment = Environment::from_loaded(&loaded);
         let listen = loaded.daemon.http.listen.clone();
         let access = loaded.daemon.access.clone();
+        let daemon = Arc::new(loaded.daemon.clone());
         let on_disk: BTreeSet<String> = loaded
             .specs
             .iter()
@@ -102,6 +105,7 @@ impl Reconciler {
             diagnostics: loaded.diagnostics,
             environment,
             access,
+            daemon,
         }
     }
 }

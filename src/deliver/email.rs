@@ -505,6 +505,7 @@ mod tests {
             vars: &vars,
             format: "csv",
             compression: "none",
+            encrypted: false,
         };
         let body = summary(&run, Some("daily_20240116T020000Z.zip"));
         for expected in [

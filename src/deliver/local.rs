@@ -127,3 +127,42 @@ impl Destination for LocalDestination {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Delivery checks the key again, whatever rendered it: `..` never leaves the root, and
+    /// nothing is written for a refused key.
+    #[test]
+    fn keys_that_leave_the_root_are_refused_and_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("out");
+        let destination = LocalDestination::new(&root);
+        let staged = dir.path().join("part");
+        std::fs::write(&staged, b"x").unwrap();
+        for key in [
+            "../escaped.csv",
+            "a/../../escaped.csv",
+            "a/..",
+            ".",
+            "",
+            "a/",
+        ] {
+            let upload = Upload {
+                file: &staged,
+                key,
+                bytes: 1,
+                sha256: "00",
+            };
+            let err = destination.put(&upload).unwrap_err().to_string();
+            assert!(
+                err.contains(key) || key.is_empty(),
+                "`{key}` refused without naming it: {err}"
+            );
+        }
+        assert!(!dir.path().join("escaped.csv").exists());
+        assert!(!root.exists(), "a refused key created the root");
+        assert_eq!(destination.target("a/b.csv").unwrap(), root.join("a/b.csv"));
+    }
+}

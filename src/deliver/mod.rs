@@ -137,6 +137,9 @@ pub struct RunUpload<'a> {
     pub format: &'a str,
     /// The export's `[format] compression` (`none`, `gzip`, …).
     pub compression: &'a str,
+    /// Whether the parts are sealed with age (`[encrypt]`): their bytes are opaque, so no
+    /// destination may read records out of them.
+    pub encrypted: bool,
 }
 
 /// What a destination holds under a key now, for retention's "still what we wrote" check.

@@ -298,7 +298,11 @@ impl WebhookDestination {
         run: &RunUpload<'_>,
         prepared: &Prepared,
     ) -> Result<Vec<Delivered>, Error> {
-        let content_type = whole_part_content_type(run.format, run.compression);
+        let content_type = if run.encrypted {
+            "application/octet-stream"
+        } else {
+            whole_part_content_type(run.format, run.compression)
+        };
         let mut delivered = Vec::new();
         for (index, part) in run.parts.iter().enumerate() {
             let endpoint = self.endpoint(part);
@@ -477,8 +481,10 @@ impl super::Destination for WebhookDestination {
         let format = serde_json::from_value::<FormatKind>(run.format.into()).ok();
         let compression = serde_json::from_value::<CompressionKind>(run.compression.into()).ok();
         match (format, compression) {
+            // Sealed parts are opaque: they go whole, still encrypted.
             (Some(format), Some(compression))
-                if crate::config::validate::webhook_can_split(format, compression) =>
+                if !run.encrypted
+                    && crate::config::validate::webhook_can_split(format, compression) =>
             {
                 let layout = if format == FormatKind::Ndjson {
                     Layout::Lines

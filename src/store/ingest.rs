@@ -730,3 +730,130 @@ mod tests {
         assert_eq!(store.totals().unwrap(), (5, 0));
     }
 }
+
+/// Hostile NDJSON: any line is a record or a message, never a panic.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const KEYS: &[&str] = &[
+        "id",
+        "created_at",
+        "timestamp",
+        "updated_at",
+        "source",
+        "flow",
+        "outcome",
+        "reason",
+        "revenue",
+        "cost",
+        "price",
+        "type",
+        "lead_id",
+        "recipient",
+        "buyer",
+        "duration_ms",
+        "metadata",
+        "lead",
+        "doc",
+        "email",
+        "email.valid",
+        "metadata.x",
+        "lead.y",
+        "",
+        "pri\\u0063e",
+    ];
+
+    const VALUES: &[&str] = &[
+        "\"L1\"",
+        "\"\"",
+        "null",
+        "true",
+        "0",
+        "-0",
+        "1.10",
+        "\"45.10\"",
+        "1e999",
+        "-1e999",
+        "1e-999",
+        "123456789012345678901234567890.123456789",
+        "\"79228162514264337593543950336\"",
+        "9223372036854775808",
+        "-9223372036854775809",
+        "0.00001",
+        "\"2024-01-15T10:30:00Z\"",
+        "\"9999-12-31T23:59:59Z\"",
+        "\"+262143-12-31T23:59:59Z\"",
+        "\"0000-01-01 00:00:00\"",
+        "\"2024-02-30T00:00:00Z\"",
+        "\"2024-01-15 10:30:00.123456789123\"",
+        "\"\\u0000\"",
+        "\"\\ud800\"",
+        "[]",
+        "[1,{\"a\":2}]",
+        "{}",
+        "{\"a\":{\"b\":{\"c\":1}}}",
+        "{\"\":1}",
+        "\"source.accepted\"",
+        "1.5",
+        "-3",
+    ];
+
+    fn object() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            (prop::sample::select(KEYS), prop::sample::select(VALUES)),
+            0..8,
+        )
+        .prop_map(|pairs| {
+            let body: Vec<String> = pairs.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            format!("{{{}}}", body.join(","))
+        })
+    }
+
+    fn check(line: &str) -> Result<(), TestCaseError> {
+        // Oracle independent of the parser: what is not one JSON object is never a record.
+        let not_an_object = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(
+            line.trim_start_matches('\u{feff}'),
+        )
+        .is_err();
+        for kind in [Kind::Leads, Kind::Events] {
+            match parse_line(kind, line) {
+                Err(message) => {
+                    prop_assert!(!message.trim().is_empty(), "empty message for `{line}`")
+                }
+                Ok(Some(_)) => prop_assert!(
+                    !not_an_object,
+                    "`{line}` is not a JSON object, yet became a record"
+                ),
+                // Blank lines are skipped, not records.
+                Ok(None) => {
+                    let blank = line.trim_start_matches('\u{feff}').trim().is_empty();
+                    prop_assert!(blank, "`{line}` skipped as blank")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn arbitrary_lines_never_panic(line in "\\PC{0,80}") {
+            check(&line)?;
+        }
+
+        #[test]
+        fn hostile_objects_never_panic(line in object(), nest in 0usize..200) {
+            check(&line)?;
+            // Deep nesting under a field: serde_json's recursion limit, not the stack.
+            let deep = format!(
+                "{{\"id\":\"L\",\"created_at\":\"2024-01-01T00:00:00Z\",\"x\":{}1{}}}",
+                "[".repeat(nest),
+                "]".repeat(nest)
+            );
+            check(&deep)?;
+        }
+    }
+}

@@ -724,3 +724,67 @@ fn batch_size_is_refused_for_a_format_that_cannot_be_split_into_records() {
         "{text}"
     );
 }
+
+#[test]
+fn an_encrypted_ndjson_export_is_posted_whole_and_sealed_not_as_records() {
+    let path = format!("/{}", unique("sealed"));
+    let ws = webhook_workspace();
+    let (identity, public) = crate::encrypt::keygen(ws.path(), "key.txt");
+    let definition = webhook_definition(&path, "ndjson", "gzip", "")
+        + &format!("[encrypt]\nage_recipients = [\"{public}\"]\n");
+    ws.definition("sealed", &definition).ingest(&leads("E", 3));
+    ws.export("sealed", AT).success();
+
+    let requests = received(&path);
+    assert_eq!(
+        requests.len(),
+        1,
+        "one sealed part, one request: {requests:?}"
+    );
+    let body = body_of(&requests[0]);
+    assert!(
+        body.starts_with(b"age-encryption.org/v1\n"),
+        "the webhook got something other than an age file"
+    );
+    let local = ws.output("copy/leads.ndjson.gz.age");
+    assert_eq!(
+        body,
+        std::fs::read(&local).unwrap(),
+        "every destination gets the same sealed bytes"
+    );
+    assert_eq!(
+        header(&requests[0], "content-type"),
+        "application/octet-stream"
+    );
+    assert_eq!(
+        header(&requests[0], "x-exportd-signature"),
+        format!("sha256={}", hmac_hex(SIGNING_SECRET, &body))
+    );
+    let opened = crate::encrypt::age_decrypt(&identity, &local);
+    assert!(opened.status.success(), "{opened:?}");
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&opened.stdout[..]),
+        &mut text,
+    )
+    .expect("the decrypted part is gzip");
+    let ids: Vec<_> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Json>(l).expect("an NDJSON record")["lead_id"].clone())
+        .collect();
+    assert_eq!(ids, ["E00001", "E00002", "E00003"]);
+}
+
+#[test]
+fn batch_size_is_refused_for_encrypted_parts() {
+    let ws = webhook_workspace();
+    let definition = webhook_definition("/x", "ndjson", "none", "batch_size = 10")
+        + "[encrypt]\nage_recipients = [\"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\"]\n";
+    ws.definition("sealed", &definition);
+    let out = ws.exportd().arg("validate").run().failure();
+    let report = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        report.contains("sealed.toml:16:") && report.contains("cannot split encrypted parts"),
+        "{report}"
+    );
+}
