@@ -10,6 +10,7 @@
 //! | schedule (trigger runs) | ✓ | | ✓ | |
 //! | download | ✓ | anonymised exports only | runs whose window ended within `operations_days` | |
 //! | read the audit log | ✓ | | | ✓ |
+//! | create (ad-hoc exports), delete (a run's delivered files) | ✓ | | | |
 //!
 //! "Anonymised" is decided from the definition, never from a flag: every field that looks
 //! personal (see [`crate::fields::unmasked_personal_fields`]) must be masked, hashed or left
@@ -71,6 +72,9 @@ pub enum Permission {
     /// Create exports through the API (`POST /v1/exports/adhoc`): admins only, because a
     /// definition chooses what leaves the machine and where to.
     Create,
+    /// Delete a run's delivered files through the ledger: admins only, because it cannot be
+    /// undone.
+    Delete,
 }
 
 /// Who is calling.
@@ -195,7 +199,7 @@ impl Access {
             Permission::Schedule => matches!(who.role, Role::Admin | Role::Operations),
             Permission::Download => who.role != Role::Auditor,
             Permission::Audit => matches!(who.role, Role::Admin | Role::Auditor),
-            Permission::Create => who.role == Role::Admin,
+            Permission::Create | Permission::Delete => who.role == Role::Admin,
         };
         if allowed {
             Ok(())
@@ -210,6 +214,7 @@ impl Access {
                     Permission::Download => "download files",
                     Permission::Audit => "read the audit log",
                     Permission::Create => "create exports",
+                    Permission::Delete => "delete delivered files",
                 }
             )))
         }

@@ -136,8 +136,12 @@ pub struct Scope<'a> {
     /// Check and report, delete nothing.
     pub dry_run: bool,
     /// Every entry is due, whatever its expiry and `keep_last`: an export removed with
-    /// `on_remove = "delete"`. Use only with `only`.
+    /// `on_remove = "delete"`, or a run deleted through the API. Use only with `only`.
     pub everything: bool,
+    /// Only this run's entries (`EXPORT/RUNID`): `DELETE /v1/runs/{export}/{run}/files`.
+    pub run: Option<&'a str>,
+    /// Who asked, for the audit log (default `exportd`: a scheduled sweep).
+    pub actor: Option<&'a str>,
 }
 
 /// Sweeps every export with ledger entries (or the scope's one), at `now`.
@@ -153,6 +157,8 @@ pub fn sweep(
         only,
         dry_run,
         everything,
+        run,
+        actor,
     } = scope;
     // "Everything" without an export would empty every destination: never.
     let everything = everything && only.is_some();
@@ -183,6 +189,7 @@ pub fn sweep(
         report.kept_by_keep_last += kept;
         candidates.append(&mut due);
     }
+    candidates.retain(|c| run.is_none_or(|r| c.entry.run_id == r));
     candidates.sort_by_key(|c| c.expires);
     if candidates.len() > guards.max_delete {
         report.deferred = candidates.len() - guards.max_delete;
@@ -237,7 +244,7 @@ pub fn sweep(
                 Action::WouldDelete => unreachable!("not a dry run"),
             };
             let line = crate::state::AuditEntry::new(
-                "exportd",
+                actor.unwrap_or("exportd"),
                 "",
                 "retention",
                 &format!("{} {}", entry.destination, entry.key),
@@ -665,6 +672,41 @@ mod tests {
                 .deliveries_for_export("daily")
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    #[test]
+    fn deleting_one_run_removes_only_its_objects_even_the_newest_and_audits_the_caller() {
+        let world = World::new();
+        let spec = spec("never");
+        let newest = world.delivered(&spec, 0, "new");
+        let other = world.delivered(&spec, 3, "other");
+        let report = sweep(
+            std::slice::from_ref(&spec),
+            &world.state,
+            &world.context,
+            GUARDS,
+            now(),
+            Scope {
+                only: Some("daily"),
+                everything: true,
+                run: Some(&newest.run_id),
+                actor: Some("alice"),
+                ..Scope::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(report.deleted(), 1, "{report:?}");
+        assert_eq!(report.expired_runs, vec![newest.run_id.clone()]);
+        assert!(!Path::new(&newest.key).exists());
+        assert!(Path::new(&other.key).exists(), "another run's file stays");
+        let audit = world
+            .state
+            .audit_log(&crate::state::AuditFilter::default())
+            .unwrap();
+        assert_eq!(
+            (audit[0].actor.as_str(), audit[0].outcome.as_str()),
+            ("alice", "deleted")
         );
     }
 }

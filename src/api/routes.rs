@@ -42,6 +42,7 @@ const ROUTES: &str = "GET / (status page), GET /runs/{export}/{run} (run page), 
     GET /v1/runs, GET /v1/runs/{export}/{run}, POST /v1/exports/{name}/run, \
     GET /v1/runs/{export}/{run}/files, GET /v1/runs/{export}/{run}/files/{name}, \
     POST /v1/runs/{export}/{run}/files/{name}/link, GET /v1/audit, GET /v1/alerts, \
+    DELETE /v1/runs/{export}/{run}/files, \
     POST /v1/exports/adhoc, POST /v1/exports/{name}/suspend, POST /v1/exports/{name}/resume";
 
 pub(super) fn router(state: ApiState) -> Router {
@@ -61,7 +62,10 @@ pub(super) fn router(state: ApiState) -> Router {
         // Run ids are `EXPORT/RUNID`: as two segments, or one percent-encoded segment.
         .route("/v1/runs/{export}/{run}", get(run_detail_split))
         .route("/v1/runs/{id}", get(run_detail_encoded))
-        .route("/v1/runs/{export}/{run}/files", get(list_files))
+        .route(
+            "/v1/runs/{export}/{run}/files",
+            get(list_files).delete(delete_files),
+        )
         .route("/v1/runs/{export}/{run}/files/{name}", get(download))
         .route(
             "/v1/runs/{export}/{run}/files/{name}/link",
@@ -561,6 +565,69 @@ async fn list_files(
         })
         .collect();
     Ok(Json(serde_json::json!({ "run_id": id, "files": files })))
+}
+
+/// How long a deletion may take before the caller is told to look at the run instead: it
+/// deletes one object at a time, at remote destinations too.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `DELETE /v1/runs/{export}/{run}/files` (admins): deletes every object the ledger lists for
+/// the run, at every destination, with the retention sweep's checks: an object that changed
+/// since delivery is kept and reported (409), one already gone only leaves the ledger. The run
+/// becomes `expired` once nothing of it is left. Each deletion is audited under the caller.
+async fn delete_files(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path((export, run)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    caller.require(&state, Permission::Delete)?;
+    let id = format!("{export}/{run}");
+    let store = state.state.clone();
+    let lookup = id.clone();
+    if blocking(move || Ok(store.get_run(&lookup)?))
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found(format!(
+            "no run `{id}`: GET /v1/runs?export=EXPORT lists the runs of an export"
+        )));
+    }
+    let unavailable = |what: &str| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{what}; GET /v1/runs/{id} shows what is left, and DELETE again finishes it"),
+        )
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let event = Event::DeleteRun {
+        export,
+        run_id: id.clone(),
+        actor: caller.0.name.clone(),
+        reply,
+    };
+    state
+        .events
+        .send(event)
+        .map_err(|_| unavailable("the daemon is shutting down"))?;
+    let report = match tokio::time::timeout(DELETE_TIMEOUT, answer).await {
+        Ok(Ok(Ok(report))) => report,
+        Ok(Ok(Err(e))) => return Err(unavailable(&format!("the deletion failed: {e}"))),
+        Ok(Err(_)) | Err(_) => return Err(unavailable("the deletion is still going on")),
+    };
+    let skipped = report.skipped().count();
+    let status = if skipped > 0 {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::OK
+    };
+    let body = serde_json::json!({
+        "run_id": id,
+        "deleted": report.deleted(),
+        "skipped": skipped,
+        "expired": report.expired_runs.contains(&id),
+        "objects": report.outcomes,
+    });
+    Ok((status, Json(body)).into_response())
 }
 
 async fn download(

@@ -143,6 +143,10 @@ fn answer_triggers(mut rx: mpsc::UnboundedReceiver<Event>) {
                     };
                     let _ = reply.send(answer);
                 }
+                // The real loop sweeps the run's ledger entries; this one reports nothing done.
+                Event::DeleteRun { reply, .. } => {
+                    let _ = reply.send(Ok(crate::retention::Report::default()));
+                }
                 _ => {}
             }
         }
@@ -905,6 +909,23 @@ mod access {
         assert_eq!((got.status, got.body.as_str()), (200, "anon content"));
         assert_eq!(as_(&server, "exd_auditor", "GET", anon).await.status, 403);
         assert_eq!(as_(&server, "exd_ops", "GET", pii).await.status, 200);
+
+        let delete = "/v1/runs/pii/20240115T020000Z/files";
+        for token in ["exd_ops", "exd_analyst", "exd_auditor"] {
+            let denied = as_(&server, token, "DELETE", delete).await;
+            assert_eq!(denied.status, 403, "{token}");
+            assert!(denied.error().contains("delete delivered files"), "{token}");
+        }
+        let deleted = as_(&server, "exd_admin", "DELETE", delete).await;
+        assert_eq!(deleted.status, 200, "{deleted:?}");
+        assert_eq!(deleted.json()["run_id"], "pii/20240115T020000Z");
+        let missing = as_(
+            &server,
+            "exd_admin",
+            "DELETE",
+            "/v1/runs/pii/20990101T000000Z/files",
+        );
+        assert_eq!(missing.await.status, 404);
     }
 
     #[tokio::test]

@@ -36,7 +36,7 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
         retention::Scope {
             only: args.export.as_deref(),
             dry_run: args.dry_run,
-            everything: false,
+            ..Default::default()
         },
     )?;
     let skipped = report.skipped().count();

@@ -90,6 +90,18 @@ pub enum Event {
         /// Whether anything changed, or why not.
         reply: tokio::sync::oneshot::Sender<Result<bool, SuspendError>>,
     },
+    /// `DELETE /v1/runs/{export}/{run}/files`: delete everything the ledger lists for one run,
+    /// with the retention sweep's checks (a changed object is kept and reported).
+    DeleteRun {
+        /// Export name.
+        export: String,
+        /// Run id (`EXPORT/RUNID`).
+        run_id: String,
+        /// The token's name, for the audit log.
+        actor: String,
+        /// What was deleted, kept or skipped.
+        reply: tokio::sync::oneshot::Sender<Result<crate::retention::Report, String>>,
+    },
     /// SIGTERM / SIGINT: stop scheduling, let running runs finish.
     Shutdown,
 }
@@ -371,6 +383,12 @@ async fn event_loop(options: Options) -> anyhow::Result<()> {
                 let answer = daemon.set_suspended(&export, suspend, Utc::now());
                 let _ = reply.send(answer);
             }
+            Event::DeleteRun {
+                export,
+                run_id,
+                actor,
+                reply,
+            } => daemon.delete_run(export, run_id, actor, reply),
             Event::Shutdown => {
                 if shutting_down {
                     // A second signal: do not wait any longer.
@@ -907,6 +925,38 @@ impl Daemon {
         });
     }
 
+    /// Deletes one run's delivered objects on the blocking pool and answers the API.
+    fn delete_run(
+        &self,
+        export: String,
+        run_id: String,
+        actor: String,
+        reply: tokio::sync::oneshot::Sender<Result<crate::retention::Report, String>>,
+    ) {
+        warn!(run_id = %run_id, actor = %actor, "Deleting a run's delivered files on request.");
+        let specs: Vec<ExportSpec> = self.slots.values().map(|s| (*s.spec).clone()).collect();
+        let env = self.env.clone();
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || {
+            let report = crate::retention::sweep(
+                &specs,
+                state.as_ref(),
+                &env.deliver_context(),
+                crate::retention::Guards::from(&env.retention),
+                Utc::now(),
+                crate::retention::Scope {
+                    only: Some(&export),
+                    everything: true,
+                    run: Some(&run_id),
+                    actor: Some(&actor),
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| e.to_string());
+            let _ = reply.send(report);
+        });
+    }
+
     /// An export removed with `on_remove = "delete"`: everything the ledger says it delivered
     /// is deleted now (with the same checks as a sweep: changed objects are kept).
     fn delete_everything_of(&self, export: &str) {
@@ -926,8 +976,8 @@ impl Daemon {
                 Utc::now(),
                 crate::retention::Scope {
                     only: Some(&export),
-                    dry_run: false,
                     everything: true,
+                    ..Default::default()
                 },
             );
             match report {

@@ -309,3 +309,114 @@ fn suspend_and_resume_stop_and_restart_scheduling_and_are_audited() {
         );
     }
 }
+
+/// `DELETE /v1/runs/{export}/{run}/files` against the real daemon: admins only; it deletes
+/// what the ledger lists for that run and nothing else (not a file planted beside it, not
+/// another run's), the run becomes expired, and each deletion is audited under the caller.
+#[test]
+fn deleting_a_runs_files_is_for_admins_goes_through_the_ledger_and_is_audited() {
+    use crate::secrets::Daemon;
+    let ws = Workspace::new();
+    ws.ingest("{\"id\":\"A\",\"created_at\":\"2024-01-14T10:00:00Z\",\"state\":\"CA\"}\n");
+    let hash = |t: &str| hex::encode(Sha256::digest(t.as_bytes()));
+    let mut config = "[http]\nlisten = \"127.0.0.1:0\"\n".to_owned();
+    for (name, role, token) in [
+        ("alice", "admin", "exd_admin_del"),
+        ("otto", "operations", "exd_ops_del"),
+        ("ana", "analyst", "exd_analyst_del"),
+        ("audrey", "auditor", "exd_auditor_del"),
+    ] {
+        config.push_str(&format!(
+            "\n[[access.tokens]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n",
+            hash(token)
+        ));
+    }
+    std::fs::write(ws.path().join("exportd.toml"), config).unwrap();
+    ws.definition(
+        "tick",
+        "schedule = \"daily at 02:00\"\nwindow = \"all\"\n[fields]\ninclude = [\"lead_id\", \"state\"]\n\
+         [[deliver]]\nto = \"local\"\npath = \"x/{{run_id}}/part_{{part}}.csv\"\n",
+    );
+    let daemon = Daemon::start(ws.path(), &[]);
+    let run = |n: usize| -> String {
+        let (code, body) = daemon.http("POST", "/v1/exports/tick/run", "exd_ops_del");
+        assert_eq!(code, 202, "{body}");
+        let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let id = reply["run_id"].as_str().unwrap().to_owned();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (_, run) = daemon.http("GET", &format!("/v1/runs/{id}"), "exd_admin_del");
+            if run.contains("\"completed\"") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "run {n}: {run}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        id
+    };
+    let first = run(1);
+    // Runs triggered within the same second share a nominal time: wait for the next one.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = run(2);
+    assert_ne!(first, second);
+    let run_dir = |id: &str| ws.output(&format!("x/{}", id.split_once('/').unwrap().1));
+    let planted = run_dir(&first).join("notes.txt");
+    std::fs::write(&planted, "not exportd's").unwrap();
+
+    let delete = format!("/v1/runs/{first}/files");
+    for token in ["exd_ops_del", "exd_analyst_del", "exd_auditor_del"] {
+        let (code, body) = daemon.http("DELETE", &delete, token);
+        assert_eq!(code, 403, "{token}: {body}");
+        assert!(body.contains("delete delivered files"), "{body}");
+    }
+    assert!(run_dir(&first).join("part_001.csv").exists());
+
+    let (code, body) = daemon.http("DELETE", &delete, "exd_admin_del");
+    assert_eq!(code, 200, "{body}");
+    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (&reply["deleted"], &reply["skipped"], &reply["expired"]),
+        (
+            &serde_json::json!(2),
+            &serde_json::json!(0),
+            &serde_json::json!(true)
+        ),
+        "the part and the manifest: {reply}"
+    );
+    assert!(!run_dir(&first).join("part_001.csv").exists());
+    assert!(!run_dir(&first).join("_manifest.json").exists());
+    assert!(planted.exists(), "a file exportd did not write survives");
+    assert!(
+        run_dir(&second).join("part_001.csv").exists(),
+        "another run's file stays"
+    );
+    let (_, record) = daemon.http("GET", &format!("/v1/runs/{first}"), "exd_admin_del");
+    assert!(record.contains("\"expired\""), "{record}");
+    let (code, body) = daemon.http(
+        "DELETE",
+        "/v1/runs/tick/20990101T000000Z/files",
+        "exd_admin_del",
+    );
+    assert_eq!(code, 404, "{body}");
+    drop(daemon);
+
+    let log = ws
+        .exportd()
+        .args(["audit", "--action", "retention", "--format", "json"])
+        .run()
+        .success()
+        .json();
+    let lines: Vec<(String, String)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap_or_default().to_owned(),
+                e["outcome"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let deleted_by_alice = ("alice".to_owned(), "deleted".to_owned());
+    assert_eq!(lines, [deleted_by_alice.clone(), deleted_by_alice], "{log}");
+}
