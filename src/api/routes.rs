@@ -584,7 +584,7 @@ async fn delete_files(
     let id = format!("{export}/{run}");
     let store = state.state.clone();
     let lookup = id.clone();
-    if blocking(move || Ok(store.get_run(&lookup)?))
+    if blocking(move || store.get_run(&lookup))
         .await?
         .is_none()
     {
