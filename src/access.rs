@@ -265,6 +265,11 @@ impl Access {
         }
     }
 
+    /// How long download URLs live (`[access] url_lifetime_minutes`), also presigned ones.
+    pub fn url_lifetime(&self) -> std::time::Duration {
+        self.url_lifetime.to_std().unwrap_or_default()
+    }
+
     /// A download URL for `path` valid until now + the configured lifetime.
     pub fn sign(&self, path: &str, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
         let expires = now + self.url_lifetime;

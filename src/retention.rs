@@ -328,10 +328,7 @@ fn due_entries(
                 kept += 1;
                 continue;
             }
-            let def = match current {
-                Some(def) => Some(def.clone()),
-                None => def_from_location(&entry.location),
-            };
+            let def = destination_of(spec, &entry);
             match def {
                 Some(def) => due.push(Candidate {
                     entry,
@@ -354,6 +351,15 @@ fn due_entries(
 
 /// The `[[deliver]]` table of the current definition an entry was delivered by: the one at
 /// the index of its ledger name, if it still points at the same place.
+/// The `[[deliver]]` table that reaches a ledger entry: the current definition's when it still
+/// points at the same place, else the location recorded at delivery.
+pub fn destination_of(spec: Option<&ExportSpec>, entry: &Delivery) -> Option<DeliverDef> {
+    match spec.and_then(|s| current_destination(s, entry)) {
+        Some(def) => Some(def.clone()),
+        None => def_from_location(&entry.location),
+    }
+}
+
 fn current_destination<'a>(spec: &'a ExportSpec, entry: &Delivery) -> Option<&'a DeliverDef> {
     let index: usize = entry.destination.rsplit_once('#')?.1.parse().ok()?;
     let def = &spec.destinations.get(index)?.def;

@@ -503,8 +503,10 @@ async fn wrong_method(method: Method, uri: Uri) -> ApiError {
     )
 }
 
-/// The files of a run that can be downloaded: its deliveries to local destinations.
-async fn local_files(
+/// The files of a run that can be downloaded: its deliveries to local destinations (streamed
+/// by the daemon) and to S3 (through presigned URLs), local ones first so a name delivered to
+/// both is served from this machine.
+async fn downloadable_files(
     state: &ApiState,
     run_id: &str,
 ) -> Result<(crate::state::RunRecord, Vec<crate::state::Delivery>), ApiError> {
@@ -522,11 +524,54 @@ async fn local_files(
             "no run `{run_id}`: GET /v1/runs?export=EXPORT lists the runs of an export"
         )));
     };
-    let local = deliveries
+    let (local, remote): (Vec<_>, Vec<_>) = deliveries
         .into_iter()
-        .filter(|d| d.destination.starts_with("local#"))
-        .collect();
-    Ok((run, local))
+        .filter(|d| d.destination.starts_with("local#") || d.destination.starts_with("s3#"))
+        .partition(|d| d.destination.starts_with("local#"));
+    Ok((run, local.into_iter().chain(remote).collect()))
+}
+
+fn is_local(file: &crate::state::Delivery) -> bool {
+    file.destination.starts_with("local#")
+}
+
+/// A presigned GET URL of a file delivered to S3, valid for `[access] url_lifetime_minutes`.
+async fn presigned_url(
+    state: &ApiState,
+    run: &crate::state::RunRecord,
+    file: &crate::state::Delivery,
+) -> Result<String, ApiError> {
+    let (spec, context) = {
+        let registry = read(state);
+        (
+            registry.specs.get(&run.export).cloned(),
+            registry.deliver.clone(),
+        )
+    };
+    let lifetime = state.access.url_lifetime();
+    let file = file.clone();
+    let cannot = |e: &dyn std::fmt::Display| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("cannot presign a download URL: {e}; check the destination's connection"),
+        )
+    };
+    let signed = tokio::task::spawn_blocking(move || {
+        let def = crate::retention::destination_of(spec.as_deref(), &file).ok_or_else(|| {
+            format!(
+                "`{}` has no destination to reach it through (removed definition without a recorded location)",
+                file.key
+            )
+        })?;
+        let destination = crate::deliver::build(&def, &context).map_err(|e| e.to_string())?;
+        destination
+            .presigned_get(&file.key, lifetime)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{} cannot presign URLs", destination.kind()))
+    })
+    .await
+    .map_err(|e| cannot(&e))?;
+    signed.map_err(|e| cannot(&e))
 }
 
 fn file_name(key: &str) -> &str {
@@ -551,13 +596,14 @@ async fn list_files(
     Path((export, run)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = format!("{export}/{run}");
-    let (record, files) = local_files(&state, &id).await?;
+    let (record, files) = downloadable_files(&state, &id).await?;
     may_download(&state, &caller, &record)?;
     let files: Vec<_> = files
         .iter()
         .map(|d| {
             serde_json::json!({
                 "name": file_name(&d.key),
+                "destination": d.destination,
                 "bytes": d.bytes,
                 "sha256": d.sha256,
                 "url": format!("/v1/runs/{id}/files/{}", file_name(&d.key)),
@@ -584,10 +630,7 @@ async fn delete_files(
     let id = format!("{export}/{run}");
     let store = state.state.clone();
     let lookup = id.clone();
-    if blocking(move || store.get_run(&lookup))
-        .await?
-        .is_none()
-    {
+    if blocking(move || store.get_run(&lookup)).await?.is_none() {
         return Err(ApiError::not_found(format!(
             "no run `{id}`: GET /v1/runs?export=EXPORT lists the runs of an export"
         )));
@@ -637,16 +680,25 @@ async fn download(
     Path((export, run, name)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     let id = format!("{export}/{run}");
-    let (record, files) = local_files(&state, &id).await?;
+    let (record, files) = downloadable_files(&state, &id).await?;
     // A signed link was authorised when it was made; a token is checked now.
     if signed.is_none() {
         may_download(&state, &caller, &record)?;
     }
     let Some(file) = files.iter().find(|d| file_name(&d.key) == name) else {
         return Err(ApiError::not_found(format!(
-            "run `{id}` delivered no local file `{name}`; GET /v1/runs/{id}/files lists them"
+            "run `{id}` delivered no downloadable file `{name}`; GET /v1/runs/{id}/files lists them"
         )));
     };
+    if !is_local(file) {
+        let url = presigned_url(&state, &record, file).await?;
+        return Ok((
+            StatusCode::TEMPORARY_REDIRECT,
+            [(header::LOCATION, url)],
+            "",
+        )
+            .into_response());
+    }
     let opened = tokio::fs::File::open(&file.key).await.map_err(|e| {
         ApiError::new(
             StatusCode::GONE,
@@ -674,12 +726,20 @@ async fn download_link(
     Path((export, run, name)): Path<(String, String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = format!("{export}/{run}");
-    let (record, files) = local_files(&state, &id).await?;
+    let (record, files) = downloadable_files(&state, &id).await?;
     may_download(&state, &caller, &record)?;
-    if !files.iter().any(|d| file_name(&d.key) == name) {
+    let Some(file) = files.iter().find(|d| file_name(&d.key) == name) else {
         return Err(ApiError::not_found(format!(
-            "run `{id}` delivered no local file `{name}`; GET /v1/runs/{id}/files lists them"
+            "run `{id}` delivered no downloadable file `{name}`; GET /v1/runs/{id}/files lists them"
         )));
+    };
+    if !is_local(file) {
+        let url = presigned_url(&state, &record, file).await?;
+        let expires = chrono::Utc::now()
+            + chrono::Duration::from_std(state.access.url_lifetime()).unwrap_or_default();
+        return Ok(Json(
+            serde_json::json!({ "url": url, "expires_at": expires.to_rfc3339() }),
+        ));
     }
     let (url, expires) = state
         .access

@@ -438,6 +438,7 @@ impl Daemon {
         if let Ok(mut registry) = self.registry.write() {
             registry.prices = self.env.prices;
             registry.specs = outcome.active.clone();
+            registry.deliver = self.env.deliver_context();
         }
         self.audit(
             "reload",

@@ -150,6 +150,9 @@ pub struct Registry {
     /// Open and recent alerts.
     #[serde(skip)]
     pub alerts: crate::alerts::SharedAlerter,
+    /// How to reach the destinations (connections, local root), for presigned download URLs.
+    #[serde(skip)]
+    pub deliver: crate::deliver::Context,
 }
 
 impl Registry {

@@ -192,6 +192,17 @@ pub trait Destination: Send + Sync {
     }
 
     /// Whether the destination takes whole runs ([`Destination::send_run`]) instead of objects.
+    /// A URL that downloads `key` without credentials until `lifetime` runs out (an S3
+    /// presigned GET), or `None` where the destination has no such thing.
+    fn presigned_get(
+        &self,
+        key: &str,
+        lifetime: std::time::Duration,
+    ) -> Result<Option<String>, Error> {
+        let _ = (key, lifetime);
+        Ok(None)
+    }
+
     fn takes_whole_runs(&self) -> bool {
         false
     }

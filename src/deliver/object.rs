@@ -49,6 +49,8 @@ pub struct ObjectDestination {
     writer: Arc<dyn ObjectStore>,
     /// Storage class or access tier of every object written.
     attributes: Attributes,
+    /// Presigns download URLs (S3 only: object_store cannot sign Azure SAS URLs with a key).
+    signer: Option<Arc<object_store::aws::AmazonS3>>,
 }
 
 impl ObjectDestination {
@@ -101,13 +103,14 @@ impl ObjectDestination {
         if let Some(class) = def.storage_class {
             attributes.insert(Attribute::StorageClass, s3_storage_class(class).into());
         }
-        let store: Arc<dyn ObjectStore> = Arc::new(
+        let s3 = Arc::new(
             builder
                 .clone()
                 .with_client_options(options.clone())
                 .build()
                 .map_err(|e| build_error("s3", e))?,
         );
+        let store: Arc<dyn ObjectStore> = s3.clone();
         let writer = match object_lock_headers(def)? {
             // object_store has no per-request headers, so the lock goes on a second client
             // whose every request carries it; only uploads use that client.
@@ -126,6 +129,7 @@ impl ObjectDestination {
             store,
             writer,
             attributes,
+            signer: Some(s3),
         })
     }
 
@@ -166,6 +170,7 @@ impl ObjectDestination {
             writer: store.clone(),
             store,
             attributes,
+            signer: None,
         })
     }
 
@@ -280,6 +285,22 @@ impl Destination for ObjectDestination {
             let result = self.store.get(&path).await.ok()?;
             result.bytes().await.ok().map(|b| b.to_vec())
         })
+    }
+
+    fn presigned_get(
+        &self,
+        key: &str,
+        lifetime: std::time::Duration,
+    ) -> Result<Option<String>, Error> {
+        use object_store::signer::{Method, Signer};
+        let Some(signer) = &self.signer else {
+            return Ok(None);
+        };
+        let path = self.path(key)?;
+        match block_on(signer.signed_url(Method::GET, &path, lifetime)) {
+            Ok(url) => Ok(Some(url.to_string())),
+            Err(e) => Err(self.remote(key, &e)),
+        }
     }
 
     fn remove(&self, key: &str) -> Result<(), Error> {

@@ -585,3 +585,114 @@ allow_insecure = true
     );
     assert!(!report.contains("exportd.toml:15:"), "{report}");
 }
+
+/// Downloads of files delivered to S3 go through presigned URLs (issue: time-limited URLs for
+/// S3): the link route returns one valid for `[access] url_lifetime_minutes`, it fetches the
+/// delivered bytes with no credentials, and the file route redirects to one.
+#[test]
+fn s3_downloads_are_presigned_urls_that_return_the_delivered_bytes() {
+    let ws = Workspace::new();
+    ws.demo(300);
+    let prefix = unique_prefix("presign");
+    let token_hash = hex::encode(Sha256::digest(b"exd_admin_presign"));
+    let connections = std::fs::read_to_string(ws.path().join("exportd.toml")).unwrap();
+    std::fs::write(
+        ws.path().join("exportd.toml"),
+        format!(
+            "[http]\nlisten = \"127.0.0.1:0\"\n\n[access]\nurl_lifetime_minutes = 5\n\n\
+             [[access.tokens]]\nname = \"alice\"\nrole = \"admin\"\nsha256 = \"{token_hash}\"\n\
+             {connections}"
+        ),
+    )
+    .unwrap();
+    ws.definition(
+        "signed",
+        &format!(
+            r#"
+schedule = "daily at 02:00"
+window = "all"
+[fields]
+include = ["lead_id", "state"]
+[[deliver]]
+to = "s3"
+connection = "s3-test"
+bucket = "{bucket}"
+path = "{prefix}/{{{{run_id}}}}/part_{{{{part}}}}.csv"
+"#,
+            bucket = service("EXPORTD_TEST_S3_BUCKET"),
+        ),
+    );
+    let daemon = crate::secrets::Daemon::start(
+        ws.path(),
+        &[
+            ("TEST_S3_KEY_ID", service("EXPORTD_TEST_S3_ACCESS_KEY_ID")),
+            (
+                "TEST_S3_SECRET",
+                service("EXPORTD_TEST_S3_SECRET_ACCESS_KEY"),
+            ),
+        ],
+    );
+    let token = "exd_admin_presign";
+    let (code, body) = daemon.http("POST", "/v1/exports/signed/run", token);
+    assert_eq!(code, 202, "{body}");
+    let run_id = serde_json::from_str::<Json>(&body).unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, run) = daemon.http("GET", &format!("/v1/runs/{run_id}"), token);
+        if run.contains("\"completed\"") {
+            break;
+        }
+        assert!(!run.contains("\"failed\""), "{run}");
+        assert!(std::time::Instant::now() < deadline, "{run}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
+    let (code, body) = daemon.http("GET", &format!("/v1/runs/{run_id}/files"), token);
+    assert_eq!(code, 200, "{body}");
+    let files: Json = serde_json::from_str(&body).unwrap();
+    let part = files["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "part_001.csv")
+        .unwrap_or_else(|| panic!("part_001.csv listed: {files}"))
+        .clone();
+    assert_eq!(part["destination"], "s3#0", "{part}");
+
+    let (code, body) = daemon.http(
+        "POST",
+        &format!("/v1/runs/{run_id}/files/part_001.csv/link"),
+        token,
+    );
+    assert_eq!(code, 200, "{body}");
+    let link: Json = serde_json::from_str(&body).unwrap();
+    let url = link["url"].as_str().unwrap();
+    assert!(
+        url.contains("X-Amz-Signature=") && url.contains("X-Amz-Expires=300"),
+        "a SigV4 presigned URL valid 5 minutes: {url}"
+    );
+    let bytes = curl(&[url]);
+    assert!(
+        String::from_utf8_lossy(&bytes).starts_with("lead_id,state\n"),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    assert_eq!(
+        hex::encode(Sha256::digest(&bytes)),
+        part["sha256"].as_str().unwrap(),
+        "the presigned URL returns exactly the delivered object"
+    );
+
+    let (code, body) = daemon.http(
+        "GET",
+        &format!("/v1/runs/{run_id}/files/part_001.csv"),
+        token,
+    );
+    assert_eq!(
+        code, 307,
+        "the file route redirects to a presigned URL: {body}"
+    );
+}
