@@ -167,7 +167,7 @@ fn s3_download(bucket: &str, key: &str, to: &Path) {
     s3_probe(&["get", bucket, key, to.to_str().expect("UTF-8 path")]);
 }
 
-fn gcs_url(path: &str) -> String {
+pub(crate) fn gcs_url(path: &str) -> String {
     format!(
         "{}/storage/v1/b/{}{path}",
         service("EXPORTD_TEST_GCS_ENDPOINT"),
@@ -175,7 +175,7 @@ fn gcs_url(path: &str) -> String {
     )
 }
 
-fn curl(args: &[&str]) -> Vec<u8> {
+pub(crate) fn curl(args: &[&str]) -> Vec<u8> {
     let output = Command::new("curl")
         .args(["-sSf"])
         .args(args)
@@ -194,7 +194,7 @@ fn gcs_download(key: &str, to: &Path) {
     curl(&["-o", to.to_str().expect("UTF-8 path"), &url]);
 }
 
-fn gcs_list(prefix: &str) -> Vec<String> {
+pub(crate) fn gcs_list(prefix: &str) -> Vec<String> {
     let listing: Json =
         serde_json::from_slice(&curl(&[&gcs_url(&format!("/o?prefix={prefix}"))])).expect("JSON");
     listing["items"]
@@ -208,7 +208,7 @@ fn gcs_list(prefix: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn azure_store() -> object_store::azure::MicrosoftAzure {
+pub(crate) fn azure_store() -> object_store::azure::MicrosoftAzure {
     object_store::azure::MicrosoftAzureBuilder::new()
         .with_account(service("EXPORTD_TEST_AZURE_ACCOUNT"))
         .with_access_key(service("EXPORTD_TEST_AZURE_ACCESS_KEY"))
@@ -219,7 +219,7 @@ fn azure_store() -> object_store::azure::MicrosoftAzure {
         .expect("an Azurite client")
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -242,7 +242,7 @@ fn azure_download(key: &str, to: &Path) {
     std::fs::write(to, bytes).expect("writing the blob");
 }
 
-fn azure_list(prefix: &str) -> Vec<String> {
+pub(crate) fn azure_list(prefix: &str) -> Vec<String> {
     use futures::TryStreamExt;
     use object_store::ObjectStore;
     runtime().block_on(async {
