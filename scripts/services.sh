@@ -86,17 +86,25 @@ publish() { printf 'export %s=%q\n' "$1" "$2" >> "$DIR/env"; }
 start() {
   DIR="$1"; shift
   mkdir -p "$DIR"; chmod 755 "$DIR"
-  : > "$DIR/env"; : > "$DIR/pids"
+  # A second `start` in the same DIR adds services: earlier ones keep their env lines and PIDs,
+  # so one `stop DIR` still stops everything.
+  touch "$DIR/env" "$DIR/pids"
   local names=("$@")
   [ ${#names[@]} -gt 0 ] || names=("${SERVICES[@]}")
   for name in "${names[@]}"; do
+    local running
+    running=$(awk -v n="$name" '$2 == n { print $1 }' "$DIR/pids" | tail -n 1)
+    if [ -n "$running" ] && kill -0 "$running" 2>/dev/null; then
+      log "$name already running"
+      continue
+    fi
     CURRENT_SERVICE="$name"
     SERVICE_DIR="$DIR/$name"; mkdir -p "$SERVICE_DIR"; chmod 755 "$SERVICE_DIR"
     local t0=$SECONDS
     "start_$name" || { log "$name did not start; its logs are in $SERVICE_DIR"; stop "$DIR"; exit 1; }
     log "$name ready ($((SECONDS - t0)) s)"
   done
-  publish EXPORTD_TEST_SERVICES "$DIR"
+  grep -q '^export EXPORTD_TEST_SERVICES=' "$DIR/env" || publish EXPORTD_TEST_SERVICES "$DIR"
 }
 
 stop() {
