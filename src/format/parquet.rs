@@ -454,3 +454,262 @@ impl super::Encoder for ParquetEncoder {
         "parquet"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::Encoder;
+    use crate::format::fixtures::{columns, rows};
+    use parquet::basic::Compression as Codec;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::Field;
+
+    /// The fixture columns with their natural types.
+    fn types() -> Vec<ColumnType> {
+        use ColumnType::*;
+        vec![Int, Text, Bool, Decimal, Timestamp, Text, Int, Float]
+    }
+
+    fn encode(options: ParquetOptions, rows: &[Vec<Value>]) -> Vec<u8> {
+        let mut enc = ParquetEncoder::new(options, &columns(), &types());
+        let mut out = Vec::new();
+        enc.begin(&mut out).unwrap();
+        for row in rows {
+            enc.write_row(&mut out, row).unwrap();
+        }
+        enc.finish(&mut out).unwrap();
+        out
+    }
+
+    fn reader(bytes: Vec<u8>) -> SerializedFileReader<Bytes> {
+        SerializedFileReader::new(Bytes::from(bytes)).expect("a valid parquet file")
+    }
+
+    /// Every row as `name=value` cells, NULLs included.
+    fn read_rows(file: &SerializedFileReader<Bytes>) -> Vec<Vec<String>> {
+        file.get_row_iter(None)
+            .unwrap()
+            .map(|row| {
+                row.unwrap()
+                    .get_column_iter()
+                    .map(|(name, field)| format!("{name}={field}"))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn columns_have_store_types_and_values_round_trip() {
+        let file = reader(encode(ParquetOptions::default(), &rows()));
+        let schema = file.metadata().file_metadata().schema_descr();
+        let described: Vec<String> = schema
+            .columns()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} {:?}",
+                    c.name(),
+                    c.physical_type(),
+                    c.logical_type_ref()
+                )
+            })
+            .collect();
+        assert_eq!(
+            described,
+            [
+                "id INT64 None",
+                "name BYTE_ARRAY Some(String)",
+                "email.valid BOOLEAN None",
+                "revenue INT64 Some(Decimal(DecimalType { scale: 4, precision: 18 }))",
+                "created_at INT64 Some(Timestamp(TimestampType { is_adjusted_to_u_t_c: true, unit: MICROS }))",
+                "note BYTE_ARRAY Some(String)",
+                "1st score INT64 None",
+                "ratio DOUBLE None",
+            ]
+        );
+        assert_eq!(file.metadata().file_metadata().num_rows(), 3);
+        let rows = read_rows(&file);
+        assert_eq!(
+            rows[0],
+            [
+                "id=1",
+                "name=\"Ann \"Nan\" O'Neil\"",
+                "email.valid=true",
+                "revenue=45.0000",
+                "created_at=2024-01-15 10:30:00.000000 +00:00",
+                "note=\"a,b;c\td\"",
+                "1st score=-7",
+                "ratio=0.25",
+            ]
+        );
+        // Decimals keep their exact value at scale 4; milliseconds survive.
+        assert_eq!(rows[1][3], "revenue=0.0050");
+        assert_eq!(rows[1][4], "created_at=2024-01-15 10:30:00.123000 +00:00");
+        assert_eq!(rows[1][1], "name=\"Zoë 日本 🚀\"");
+        assert_eq!(rows[1][6], "1st score=null");
+        // NULL stays NULL in every type; the empty string stays a string.
+        assert_eq!(
+            rows[2],
+            [
+                "id=3",
+                "name=\"\"",
+                "email.valid=null",
+                "revenue=null",
+                "created_at=null",
+                "note=\"<b>&amp;</b> \\ back\\slash \u{1}\"",
+                "1st score=0",
+                "ratio=null",
+            ]
+        );
+    }
+
+    #[test]
+    fn text_columns_hold_any_value_as_its_csv_text() {
+        let mut enc = ParquetEncoder::new(
+            ParquetOptions::default(),
+            &columns(),
+            &[ColumnType::Text; 8],
+        );
+        let mut out = Vec::new();
+        enc.begin(&mut out).unwrap();
+        enc.write_row(&mut out, &rows()[0]).unwrap();
+        enc.finish(&mut out).unwrap();
+        let rows = read_rows(&reader(out));
+        assert_eq!(rows[0][0], "id=\"1\"");
+        assert_eq!(rows[0][2], "email.valid=\"true\"");
+        assert_eq!(rows[0][3], "revenue=\"45.00\"");
+        assert_eq!(rows[0][4], "created_at=\"2024-01-15T10:30:00Z\"");
+    }
+
+    #[test]
+    fn row_groups_stream_to_the_part_as_they_fill() {
+        let options = ParquetOptions {
+            row_group_rows: 10,
+            ..ParquetOptions::default()
+        };
+        let mut enc = ParquetEncoder::new(options, &columns(), &types());
+        let mut out = Vec::new();
+        enc.begin(&mut out).unwrap();
+        let row = &rows()[0];
+        for _ in 0..9 {
+            enc.write_row(&mut out, row).unwrap();
+        }
+        assert!(out.is_empty(), "nothing is written before a row group fills");
+        enc.write_row(&mut out, row).unwrap();
+        let after_first = out.len();
+        assert!(after_first > 4, "the first row group is in the part");
+        assert_eq!(&out[..4], b"PAR1");
+        for _ in 0..15 {
+            enc.write_row(&mut out, row).unwrap();
+        }
+        assert!(out.len() > after_first, "the second row group is in the part");
+        enc.finish(&mut out).unwrap();
+        let file = reader(out);
+        let sizes: Vec<i64> = file
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        assert_eq!(sizes, [10, 10, 5]);
+        assert_eq!(read_rows(&file).len(), 25);
+    }
+
+    #[test]
+    fn the_encoder_is_reused_for_the_next_part() {
+        let mut enc = ParquetEncoder::new(ParquetOptions::default(), &columns(), &types());
+        let mut parts = Vec::new();
+        for rows in [&rows()[..2], &rows()[2..]] {
+            let mut out = Vec::new();
+            enc.begin(&mut out).unwrap();
+            for row in rows {
+                enc.write_row(&mut out, row).unwrap();
+            }
+            enc.finish(&mut out).unwrap();
+            parts.push(read_rows(&reader(out)));
+        }
+        assert_eq!(parts[0].len(), 2);
+        assert_eq!(parts[1].len(), 1);
+        assert_eq!(parts[1][0][0], "id=3");
+    }
+
+    #[test]
+    fn an_empty_part_is_a_valid_file_with_the_schema() {
+        let file = reader(encode(ParquetOptions::default(), &[]));
+        assert_eq!(file.metadata().file_metadata().num_rows(), 0);
+        assert_eq!(file.metadata().file_metadata().schema_descr().num_columns(), 8);
+    }
+
+    #[test]
+    fn every_codec_is_written_into_the_column_chunks() {
+        for (codec, expected) in [
+            (ParquetCodec::None, Codec::UNCOMPRESSED),
+            (ParquetCodec::Snappy, Codec::SNAPPY),
+            (
+                ParquetCodec::Zstd { level: 3 },
+                Codec::ZSTD(ZstdLevel::try_new(3).unwrap()),
+            ),
+        ] {
+            let options = ParquetOptions {
+                codec,
+                ..ParquetOptions::default()
+            };
+            let file = reader(encode(options, &rows()));
+            let chunk = file.metadata().row_group(0).column(1);
+            // The level is not stored in the file; compare the codec only.
+            assert_eq!(
+                std::mem::discriminant(&chunk.compression()),
+                std::mem::discriminant(&expected),
+                "{codec:?}"
+            );
+            assert_eq!(read_rows(&file).len(), 3, "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn a_value_of_another_type_fails_the_row_and_names_the_column() {
+        let mut enc = ParquetEncoder::new(ParquetOptions::default(), &columns(), &types());
+        let mut out = Vec::new();
+        enc.begin(&mut out).unwrap();
+        let mut row = rows()[0].clone();
+        row[6] = Value::Text("high".into());
+        let err = enc.write_row(&mut out, &row).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            err.to_string()
+                .contains("column `1st score` is integer in the parquet schema but a row has text"),
+            "{err}"
+        );
+        // Nothing of the bad row was buffered: the next good row completes a valid file.
+        enc.write_row(&mut out, &rows()[1]).unwrap();
+        enc.finish(&mut out).unwrap();
+        let rows = read_rows(&reader(out));
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0][0], "id=2");
+        let err = enc
+            .write_row(&mut Vec::new(), &[Value::Null])
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn decimals_round_past_four_places_and_refuse_what_int64_cannot_hold() {
+        let column = ColumnBuffer::new("avg_revenue", ColumnType::Decimal);
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        assert_eq!(column.unscaled(d("12.34565")).unwrap(), 123_457);
+        assert_eq!(column.unscaled(d("-0.00005")).unwrap(), -1);
+        assert_eq!(column.unscaled(d("7")).unwrap(), 70_000);
+        assert_eq!(
+            column.unscaled(d("99999999999999.9999")).unwrap(),
+            999_999_999_999_999_999
+        );
+        let err = column.unscaled(d("100000000000000")).unwrap_err();
+        assert!(err.to_string().contains("`avg_revenue`"), "{err}");
+        // Integers and floats are accepted in decimal columns (computed `revenue * 2`).
+        assert!(matches!(column.convert(&Value::Int(3)), Ok(Cell::Int(30_000))));
+        assert!(matches!(
+            column.convert(&Value::Float(0.5)),
+            Ok(Cell::Int(5_000))
+        ));
+    }
+}

@@ -5,6 +5,7 @@ mod daemon;
 mod export;
 mod messages;
 mod objects;
+mod parquet;
 mod postgres;
 mod retention;
 mod sftp;
