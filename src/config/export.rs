@@ -226,6 +226,7 @@ pub struct FormatDef {
     /// Parquet compresses its columns inside the file instead: `zstd` (default for parquet),
     /// `snappy` or `none`.
     #[serde(default)]
+    #[schemars(with = "CompressionKind", transform = no_default)]
     pub compression: Option<CompressionKind>,
     /// Compression level: gzip 1–9 (default 6), zstd 1–19 (default 3).
     #[serde(default)]
@@ -311,6 +312,12 @@ impl Default for FormatDef {
             row_group_rows: None,
         }
     }
+}
+
+/// Drops the `default` of a key whose default depends on another key (`null` would mislead
+/// editors that complete from the schema).
+fn no_default(schema: &mut schemars::Schema) {
+    schema.remove("default");
 }
 
 fn default_true() -> bool {
