@@ -14,9 +14,9 @@ use crate::config::export::{
 use crate::config::{ExportSpec, Metric, load::Loaded};
 use crate::deliver::{self, Delivered, Upload};
 use crate::fields::{ColumnSource, Masker, Selection};
+use crate::filter::{Expr, FieldType, Func};
 use crate::format::{self, ColumnType, CsvOptions, FormatOptions, LineEnding, XmlOptions};
 use crate::schedule::Window;
-use crate::filter::{Expr, FieldType, Func};
 use crate::store::{self, Aggregate, LeadStore, Query, SummaryQuery, Table, TimeField};
 use crate::template::{self, RunVars};
 use crate::value::Value;
@@ -1280,4 +1280,143 @@ pub fn estimate(
         bytes,
         parts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::export::FieldsDef;
+    use crate::filter::parse_expression;
+    use ColumnType::*;
+
+    fn types_of(
+        table: Table,
+        toml_fields: &str,
+        computed: &[(&str, &str)],
+    ) -> Vec<(String, ColumnType)> {
+        let fields: FieldsDef = toml::from_str(toml_fields).unwrap();
+        let computed: Vec<(String, Expr)> = computed
+            .iter()
+            .map(|(n, e)| (n.to_string(), parse_expression(e).unwrap()))
+            .collect();
+        let available: Vec<String> = [
+            "id",
+            "created_at",
+            "updated_at",
+            "source",
+            "revenue",
+            "cost",
+            "duration_ms",
+            "price",
+            "timestamp",
+            "email",
+            "email.valid",
+            "lead_score",
+            "score_f",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let selection = Selection::new(&available, &fields, &computed).unwrap();
+        selection
+            .header()
+            .into_iter()
+            .zip(column_types(&selection, table))
+            .collect()
+    }
+
+    #[test]
+    fn stored_columns_keep_their_type_and_json_keys_are_text() {
+        let got = types_of(
+            Table::Leads,
+            r#"
+            include = ["lead_id", "timestamp", "updated_at", "source", "paid", "email", "email.valid", "lead_score"]
+            mask = { email = "email" }
+            rename = { paid = "revenue" }
+            "#,
+            &[],
+        );
+        let want = [
+            ("lead_id", Text),
+            ("timestamp", Timestamp),
+            ("updated_at", Timestamp),
+            ("source", Text),
+            ("paid", Decimal),
+            ("email", Text),
+            ("email.valid", Text),
+            ("lead_score", Text),
+        ];
+        assert_eq!(got, want.map(|(n, t)| (n.to_string(), t)));
+        let events = types_of(
+            Table::Events,
+            r#"include = ["duration_ms", "price", "timestamp"]"#,
+            &[],
+        );
+        assert_eq!(
+            events.iter().map(|(_, t)| *t).collect::<Vec<_>>(),
+            [Int, Decimal, Timestamp]
+        );
+    }
+
+    #[test]
+    fn computed_columns_take_the_type_their_expression_always_has() {
+        let got = types_of(
+            Table::Leads,
+            r#"include = ["id"]"#,
+            &[
+                ("margin", "revenue - cost"),
+                ("double", "revenue * 2"),
+                ("ratio", "revenue / cost"),
+                ("profitable", "revenue > cost"),
+                ("hour", "hour(created_at)"),
+                ("day", "date(created_at)"),
+                ("negative", "-revenue"),
+                ("count", "1 + 2"),
+                ("half", "1 / 2"),
+                ("json_math", "lead_score * 2"),
+                ("json_value", "coalesce(lead_score, 0)"),
+                ("money", "coalesce(revenue, cost)"),
+                ("nothing", "null"),
+            ],
+        );
+        let got: std::collections::BTreeMap<String, ColumnType> = got.into_iter().collect();
+        for (name, want) in [
+            ("margin", Decimal),
+            ("double", Decimal),
+            ("ratio", Decimal),
+            ("profitable", Bool),
+            ("hour", Int),
+            ("day", Text),
+            ("negative", Decimal),
+            ("count", Int),
+            ("half", Decimal),
+            ("json_math", Text),
+            ("json_value", Text),
+            ("money", Decimal),
+            ("nothing", Text),
+        ] {
+            assert_eq!(got[name], want, "{name}");
+        }
+    }
+
+    #[test]
+    fn summary_columns_take_the_one_type_of_their_values() {
+        let rows = vec![
+            vec![
+                Value::Int(1),
+                Value::Int(2),
+                Value::Text("a".into()),
+                Value::Null,
+                Value::Bool(true),
+            ],
+            vec![
+                Value::Int(3),
+                Value::Decimal(rust_decimal::Decimal::new(15, 1)),
+                Value::Int(4),
+                Value::Null,
+                Value::Null,
+            ],
+        ];
+        assert_eq!(summary_types(5, &rows), [Int, Decimal, Text, Text, Bool]);
+    }
 }

@@ -79,7 +79,10 @@ enum Values {
     Int(Vec<i64>),
     Double(Vec<f64>),
     /// All strings of the group back to back, and where each ends.
-    Bytes { data: Vec<u8>, ends: Vec<usize> },
+    Bytes {
+        data: Vec<u8>,
+        ends: Vec<usize>,
+    },
 }
 
 struct ColumnBuffer {
@@ -251,9 +254,9 @@ impl ParquetEncoder {
         let codec = match options.codec {
             ParquetCodec::None => Compression::UNCOMPRESSED,
             ParquetCodec::Snappy => Compression::SNAPPY,
-            ParquetCodec::Zstd { level } => Compression::ZSTD(
-                ZstdLevel::try_new(level.clamp(1, 19)).unwrap_or_default(),
-            ),
+            ParquetCodec::Zstd { level } => {
+                Compression::ZSTD(ZstdLevel::try_new(level.clamp(1, 19)).unwrap_or_default())
+            }
         };
         let props = WriterProperties::builder()
             // Version 1 data pages: what every reader (Spark 2, older Hive) can open.
@@ -413,9 +416,8 @@ impl super::Encoder for ParquetEncoder {
         }
         self.rows = 0;
         self.buffered_bytes = 0;
-        let writer =
-            SerializedFileWriter::new(Vec::new(), self.schema.clone(), self.props.clone())
-                .map_err(io::Error::other)?;
+        let writer = SerializedFileWriter::new(Vec::new(), self.schema.clone(), self.props.clone())
+            .map_err(io::Error::other)?;
         self.writer = Some(writer);
         // The magic number goes out at the first flush, with the first row group.
         Ok(())
@@ -462,7 +464,6 @@ mod tests {
     use crate::format::fixtures::{columns, rows};
     use parquet::basic::Compression as Codec;
     use parquet::file::reader::{FileReader, SerializedFileReader};
-    use parquet::record::Field;
 
     /// The fixture columns with their natural types.
     fn types() -> Vec<ColumnType> {
@@ -594,7 +595,10 @@ mod tests {
         for _ in 0..9 {
             enc.write_row(&mut out, row).unwrap();
         }
-        assert!(out.is_empty(), "nothing is written before a row group fills");
+        assert!(
+            out.is_empty(),
+            "nothing is written before a row group fills"
+        );
         enc.write_row(&mut out, row).unwrap();
         let after_first = out.len();
         assert!(after_first > 4, "the first row group is in the part");
@@ -602,7 +606,10 @@ mod tests {
         for _ in 0..15 {
             enc.write_row(&mut out, row).unwrap();
         }
-        assert!(out.len() > after_first, "the second row group is in the part");
+        assert!(
+            out.len() > after_first,
+            "the second row group is in the part"
+        );
         enc.finish(&mut out).unwrap();
         let file = reader(out);
         let sizes: Vec<i64> = file
@@ -637,7 +644,10 @@ mod tests {
     fn an_empty_part_is_a_valid_file_with_the_schema() {
         let file = reader(encode(ParquetOptions::default(), &[]));
         assert_eq!(file.metadata().file_metadata().num_rows(), 0);
-        assert_eq!(file.metadata().file_metadata().schema_descr().num_columns(), 8);
+        assert_eq!(
+            file.metadata().file_metadata().schema_descr().num_columns(),
+            8
+        );
     }
 
     #[test]
@@ -686,9 +696,7 @@ mod tests {
         let rows = read_rows(&reader(out));
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0][0], "id=2");
-        let err = enc
-            .write_row(&mut Vec::new(), &[Value::Null])
-            .unwrap_err();
+        let err = enc.write_row(&mut Vec::new(), &[Value::Null]).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 
@@ -706,7 +714,10 @@ mod tests {
         let err = column.unscaled(d("100000000000000")).unwrap_err();
         assert!(err.to_string().contains("`avg_revenue`"), "{err}");
         // Integers and floats are accepted in decimal columns (computed `revenue * 2`).
-        assert!(matches!(column.convert(&Value::Int(3)), Ok(Cell::Int(30_000))));
+        assert!(matches!(
+            column.convert(&Value::Int(3)),
+            Ok(Cell::Int(30_000))
+        ));
         assert!(matches!(
             column.convert(&Value::Float(0.5)),
             Ok(Cell::Int(5_000))
