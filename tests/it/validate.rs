@@ -129,6 +129,7 @@ fn every_seed_pattern_has_an_example() {
         "seed-csv",
         "source-summary",
         "warehouse-daily",
+        "warehouse-parquet",
         "weekly-report",
     ];
     let found: Vec<String> = definitions_in("examples")
