@@ -4,6 +4,7 @@
 # the ratios are meaningful on a noisy machine.
 #
 #   scripts/bench-parquet.sh [LEADS] [ROW_GROUP_ROWS]   default: 1000000 leads, 65536 rows
+#   EXPORTD_BIN=/path/to/exportd scripts/bench-parquet.sh …  (use that binary, build nothing)
 #
 # Prints wall time, rows/s, file size, speed ratio against the baseline (>1: faster than the
 # baseline) and exportd's peak RSS (/usr/bin/time). Peak RSS should not grow with LEADS:
@@ -14,9 +15,10 @@ cd "$(dirname "$0")/.."
 LEADS=${1:-1000000}
 ROW_GROUP_ROWS=${2:-65536}
 DIR="$PWD/target/bench/$LEADS"
-BIN="$PWD/target/release/exportd"
+# EXPORTD_BIN: a release binary built elsewhere (then nothing is built here).
+BIN=${EXPORTD_BIN:-$PWD/target/release/exportd}
 
-cargo build --release -q
+[ -n "${EXPORTD_BIN:-}" ] || cargo build --release -q
 mkdir -p "$DIR/exports.d"
 if [ ! -s "$DIR/var/leads.db" ]; then
   "$BIN" --config "$DIR/exportd.toml" demo --leads "$LEADS" --seed 7 --end 2024-06-01T00:00:00Z --days 30
