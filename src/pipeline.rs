@@ -14,8 +14,9 @@ use crate::config::export::{
 use crate::config::{ExportSpec, Metric, load::Loaded};
 use crate::deliver::{self, Delivered, Upload};
 use crate::encrypt::AgeRecipients;
-use crate::fields::{Masker, Selection};
-use crate::format::{self, CsvOptions, FormatOptions, LineEnding, XmlOptions};
+use crate::fields::{ColumnSource, Masker, Selection};
+use crate::filter::{Expr, FieldType, Func};
+use crate::format::{self, ColumnType, CsvOptions, FormatOptions, LineEnding, XmlOptions};
 use crate::schedule::Window;
 use crate::store::{self, Aggregate, LeadStore, Query, SummaryQuery, Table, TimeField};
 use crate::template::{self, RunVars};
@@ -288,9 +289,40 @@ pub fn format_options(spec: &ExportSpec) -> Result<FormatOptions, Error> {
                 .clone()
                 .unwrap_or_else(|| XmlOptions::default().row),
         }),
+        #[cfg(feature = "parquet")]
+        FormatKind::Parquet => {
+            use crate::format::parquet::{DEFAULT_ROW_GROUP_ROWS, ParquetCodec, ParquetOptions};
+            FormatOptions::Parquet(ParquetOptions {
+                codec: match f.compression() {
+                    CompressionKind::Zstd => ParquetCodec::Zstd {
+                        level: f
+                            .level
+                            .map(|l| l as i32)
+                            .unwrap_or(compress::DEFAULT_ZSTD_LEVEL),
+                    },
+                    CompressionKind::Snappy => ParquetCodec::Snappy,
+                    CompressionKind::None => ParquetCodec::None,
+                    other => {
+                        return Err(Error::Unsupported(format!(
+                            "parquet cannot be compressed as `{}`: use `zstd`, `snappy` or `none`",
+                            serde_json::to_value(other)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_owned))
+                                .unwrap_or_default()
+                        )));
+                    }
+                },
+                row_group_rows: f
+                    .row_group_rows
+                    .map(|r| r.clamp(1, usize::MAX as u64) as usize)
+                    .unwrap_or(DEFAULT_ROW_GROUP_ROWS),
+            })
+        }
+        #[cfg(not(feature = "parquet"))]
         FormatKind::Parquet => {
             return Err(Error::Unsupported(
-                "`parquet` is not available in this build yet".into(),
+                "`parquet` is not available in this build (built without the `parquet` feature)"
+                    .into(),
             ));
         }
     })
@@ -301,8 +333,9 @@ pub fn compression(spec: &ExportSpec) -> Result<Compression, Error> {
     let f = &spec.def.format;
     let password = f.password.as_ref().map(|p| p.resolve()).transpose()?;
     let password = password.map(|p| p.expose().to_owned());
-    Ok(match f.compression {
-        CompressionKind::None => Compression::None,
+    Ok(match f.file_compression() {
+        // Snappy only exists inside parquet files, where `file_compression` is `None`.
+        CompressionKind::None | CompressionKind::Snappy => Compression::None,
         CompressionKind::Gzip => Compression::Gzip {
             level: f.level.unwrap_or(compress::DEFAULT_GZIP_LEVEL),
         },
@@ -378,6 +411,123 @@ pub fn base_query(spec: &ExportSpec, plan: &RunPlan) -> Query {
     }
 }
 
+/// The column types of a leads or events export, known before the first row (typed formats
+/// write them into the file header). A stored column keeps its store type, a computed one the
+/// type its expression always produces, and everything else (JSON document keys, whose values
+/// may differ between records, and masked columns) is text, which holds any value.
+pub fn column_types(selection: &Selection, table: Table) -> Vec<ColumnType> {
+    let field = |name: &str| match store::column_type(table, name) {
+        Some(FieldType::Timestamp) => Some(ColumnType::Timestamp),
+        Some(FieldType::Money) => Some(ColumnType::Decimal),
+        Some(FieldType::Int) => Some(ColumnType::Int),
+        Some(FieldType::Bool) => Some(ColumnType::Bool),
+        Some(FieldType::Text) => Some(ColumnType::Text),
+        Some(FieldType::Json) | None => None,
+    };
+    selection
+        .columns
+        .iter()
+        .map(|column| {
+            if column.mask.is_some() {
+                return ColumnType::Text;
+            }
+            match &column.source {
+                ColumnSource::Field(i) => selection
+                    .source_fields
+                    .get(*i)
+                    .and_then(|name| field(name))
+                    .unwrap_or(ColumnType::Text),
+                ColumnSource::Computed(expr) => expr_type(expr, &field).unwrap_or(ColumnType::Text),
+            }
+        })
+        .collect()
+}
+
+/// The type every non-NULL result of `expr` has, following the evaluator's rules
+/// (`filter::eval`); `None` when it can vary (a JSON key, mixed arguments). Only types the
+/// Parquet encoder accepts for every possible result are claimed: Int ⊕ Int is Int (an i64
+/// overflow, which the evaluator turns into a decimal, would fail the part rather than be
+/// written wrong), division and decimals are Decimal, a float operand makes Float.
+fn expr_type(expr: &Expr, field: &dyn Fn(&str) -> Option<ColumnType>) -> Option<ColumnType> {
+    use crate::filter::ArithOp;
+    let numeric = |t: Option<ColumnType>| {
+        t.filter(|t| matches!(t, ColumnType::Int | ColumnType::Decimal | ColumnType::Float))
+    };
+    let arith = |div: bool, a: Option<ColumnType>, b: Option<ColumnType>| {
+        let (a, b) = (numeric(a)?, numeric(b)?);
+        Some(if a == ColumnType::Float || b == ColumnType::Float {
+            ColumnType::Float
+        } else if div || a == ColumnType::Decimal || b == ColumnType::Decimal {
+            ColumnType::Decimal
+        } else {
+            ColumnType::Int
+        })
+    };
+    match expr {
+        Expr::Literal(v) => match v {
+            Value::Null => None,
+            Value::Bool(_) => Some(ColumnType::Bool),
+            Value::Int(_) => Some(ColumnType::Int),
+            Value::Decimal(_) => Some(ColumnType::Decimal),
+            Value::Float(_) => Some(ColumnType::Float),
+            Value::Text(_) => Some(ColumnType::Text),
+            Value::Timestamp(_) => Some(ColumnType::Timestamp),
+        },
+        Expr::Field(name) => field(name),
+        Expr::Neg(e) => arith(false, Some(ColumnType::Int), expr_type(e, field)),
+        Expr::Arith(op, a, b) => arith(
+            *op == ArithOp::Div,
+            expr_type(a, field),
+            expr_type(b, field),
+        ),
+        Expr::Compare(..)
+        | Expr::In { .. }
+        | Expr::Like { .. }
+        | Expr::IsNull { .. }
+        | Expr::Not(_)
+        | Expr::And(_)
+        | Expr::Or(_) => Some(ColumnType::Bool),
+        Expr::Call(func, args) => match func {
+            Func::Hour | Func::Weekday | Func::Length => Some(ColumnType::Int),
+            Func::Date | Func::Lower | Func::Upper => Some(ColumnType::Text),
+            Func::Coalesce => {
+                let mut types = args.iter().map(|a| expr_type(a, field));
+                let first = types.next()??;
+                types.all(|t| t == Some(first)).then_some(first)
+            }
+        },
+    }
+}
+
+/// Column types of summary rows, which are all in memory: the one type of each column's
+/// values (integers with decimals make decimals), text when mixed or all NULL.
+fn summary_types(columns: usize, rows: &[Vec<Value>]) -> Vec<ColumnType> {
+    (0..columns)
+        .map(|i| {
+            let mut found: Option<ColumnType> = None;
+            for value in rows.iter().filter_map(|r| r.get(i)) {
+                let t = match value {
+                    Value::Null => continue,
+                    Value::Bool(_) => ColumnType::Bool,
+                    Value::Int(_) => ColumnType::Int,
+                    Value::Decimal(_) => ColumnType::Decimal,
+                    Value::Float(_) => ColumnType::Float,
+                    Value::Text(_) => ColumnType::Text,
+                    Value::Timestamp(_) => ColumnType::Timestamp,
+                };
+                found = Some(match (found, t) {
+                    (None, t) => t,
+                    (Some(a), b) if a == b => a,
+                    (Some(ColumnType::Int), ColumnType::Decimal)
+                    | (Some(ColumnType::Decimal), ColumnType::Int) => ColumnType::Decimal,
+                    _ => return ColumnType::Text,
+                });
+            }
+            found.unwrap_or(ColumnType::Text)
+        })
+        .collect()
+}
+
 /// The fields rows of the window may have.
 fn available_fields(store: &dyn LeadStore, query: &Query) -> Result<Vec<String>, Error> {
     Ok(store.available_fields(query.table, query.time_field, query.start, query.end)?)
@@ -442,9 +592,9 @@ pub fn run_once(
         max_bytes: spec.def.chunk.max_bytes.map(|b| b.bytes()),
     };
 
-    let new_chunker = |columns: &[String]| {
+    let new_chunker = |columns: &[String], types: &[ColumnType]| {
         let chunker = Chunker::new(
-            format::encoder(&format, columns),
+            format::typed_encoder(&format, columns, types),
             compression.clone(),
             limits,
             &staging,
@@ -459,7 +609,7 @@ pub fn run_once(
     let mut query = base_query(spec, plan);
     let (columns, parts, rows) = if spec.def.kind == Kind::Summary {
         let (columns, rows) = summarize(spec, &query, store)?;
-        let mut chunker = new_chunker(&columns);
+        let mut chunker = new_chunker(&columns, &summary_types(columns.len(), &rows));
         for row in &rows {
             chunker.write_row(row, None).map_err(staging_err)?;
         }
@@ -482,7 +632,7 @@ pub fn run_once(
                     query.fields.len() - 1
                 })
         });
-        let mut chunker = new_chunker(&columns);
+        let mut chunker = new_chunker(&columns, &column_types(&selection, query.table));
         let mut out = Vec::with_capacity(columns.len());
         let mut io_error = None;
         let mut count = 0u64;
@@ -865,7 +1015,7 @@ impl Objects<'_> {
         let vars = serde_json::to_value(vars).unwrap_or_default();
         let f = &self.spec.def.format;
         let format = serde_json::to_value(f.kind).unwrap_or_default();
-        let compression = serde_json::to_value(f.compression).unwrap_or_default();
+        let compression = serde_json::to_value(f.file_compression()).unwrap_or_default();
         let run_id = self.plan.run_id();
         let run = deliver::RunUpload {
             export: &self.spec.name,
@@ -1113,7 +1263,11 @@ pub fn estimate(
         query.fields = selection.source_fields.clone();
         let rows = store.count(&query)?;
         let mut chunker = Chunker::new(
-            format::encoder(&format, &selection.header()),
+            format::typed_encoder(
+                &format,
+                &selection.header(),
+                &column_types(&selection, query.table),
+            ),
             compression,
             Limits::default(),
             &scratch,
@@ -1168,4 +1322,143 @@ pub fn estimate(
         bytes,
         parts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::export::FieldsDef;
+    use crate::filter::parse_expression;
+    use ColumnType::*;
+
+    fn types_of(
+        table: Table,
+        toml_fields: &str,
+        computed: &[(&str, &str)],
+    ) -> Vec<(String, ColumnType)> {
+        let fields: FieldsDef = toml::from_str(toml_fields).unwrap();
+        let computed: Vec<(String, Expr)> = computed
+            .iter()
+            .map(|(n, e)| (n.to_string(), parse_expression(e).unwrap()))
+            .collect();
+        let available: Vec<String> = [
+            "id",
+            "created_at",
+            "updated_at",
+            "source",
+            "revenue",
+            "cost",
+            "duration_ms",
+            "price",
+            "timestamp",
+            "email",
+            "email.valid",
+            "lead_score",
+            "score_f",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let selection = Selection::new(&available, &fields, &computed).unwrap();
+        selection
+            .header()
+            .into_iter()
+            .zip(column_types(&selection, table))
+            .collect()
+    }
+
+    #[test]
+    fn stored_columns_keep_their_type_and_json_keys_are_text() {
+        let got = types_of(
+            Table::Leads,
+            r#"
+            include = ["lead_id", "timestamp", "updated_at", "source", "paid", "email", "email.valid", "lead_score"]
+            mask = { email = "email" }
+            rename = { paid = "revenue" }
+            "#,
+            &[],
+        );
+        let want = [
+            ("lead_id", Text),
+            ("timestamp", Timestamp),
+            ("updated_at", Timestamp),
+            ("source", Text),
+            ("paid", Decimal),
+            ("email", Text),
+            ("email.valid", Text),
+            ("lead_score", Text),
+        ];
+        assert_eq!(got, want.map(|(n, t)| (n.to_string(), t)));
+        let events = types_of(
+            Table::Events,
+            r#"include = ["duration_ms", "price", "timestamp"]"#,
+            &[],
+        );
+        assert_eq!(
+            events.iter().map(|(_, t)| *t).collect::<Vec<_>>(),
+            [Int, Decimal, Timestamp]
+        );
+    }
+
+    #[test]
+    fn computed_columns_take_the_type_their_expression_always_has() {
+        let got = types_of(
+            Table::Leads,
+            r#"include = ["id"]"#,
+            &[
+                ("margin", "revenue - cost"),
+                ("double", "revenue * 2"),
+                ("ratio", "revenue / cost"),
+                ("profitable", "revenue > cost"),
+                ("hour", "hour(created_at)"),
+                ("day", "date(created_at)"),
+                ("negative", "-revenue"),
+                ("count", "1 + 2"),
+                ("half", "1 / 2"),
+                ("json_math", "lead_score * 2"),
+                ("json_value", "coalesce(lead_score, 0)"),
+                ("money", "coalesce(revenue, cost)"),
+                ("nothing", "null"),
+            ],
+        );
+        let got: std::collections::BTreeMap<String, ColumnType> = got.into_iter().collect();
+        for (name, want) in [
+            ("margin", Decimal),
+            ("double", Decimal),
+            ("ratio", Decimal),
+            ("profitable", Bool),
+            ("hour", Int),
+            ("day", Text),
+            ("negative", Decimal),
+            ("count", Int),
+            ("half", Decimal),
+            ("json_math", Text),
+            ("json_value", Text),
+            ("money", Decimal),
+            ("nothing", Text),
+        ] {
+            assert_eq!(got[name], want, "{name}");
+        }
+    }
+
+    #[test]
+    fn summary_columns_take_the_one_type_of_their_values() {
+        let rows = vec![
+            vec![
+                Value::Int(1),
+                Value::Int(2),
+                Value::Text("a".into()),
+                Value::Null,
+                Value::Bool(true),
+            ],
+            vec![
+                Value::Int(3),
+                Value::Decimal(rust_decimal::Decimal::new(15, 1)),
+                Value::Int(4),
+                Value::Null,
+                Value::Null,
+            ],
+        ];
+        assert_eq!(summary_types(5, &rows), [Int, Decimal, Text, Text, Bool]);
+    }
 }

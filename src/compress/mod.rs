@@ -527,6 +527,9 @@ mod tests {
                     })
                     .collect()
             }
+            // Parquet is never wrapped in an outer compression (see `format::parquet`).
+            #[cfg(feature = "parquet")]
+            FormatOptions::Parquet(_) => unreachable!("not a text format"),
         }
     }
 

@@ -300,9 +300,12 @@ pub struct FormatDef {
     /// `parquet`.
     #[serde(default, rename = "type")]
     pub kind: FormatKind,
-    /// Compression of each part: `none`, `gzip`, `zstd`, `zip`, `tar.gz` or `7z`.
+    /// Compression of each part: `none` (default), `gzip`, `zstd`, `zip`, `tar.gz` or `7z`.
+    /// Parquet compresses its columns inside the file instead: `zstd` (default for parquet),
+    /// `snappy` or `none`.
     #[serde(default)]
-    pub compression: CompressionKind,
+    #[schemars(with = "CompressionKind", transform = no_default)]
+    pub compression: Option<CompressionKind>,
     /// Compression level: gzip 1–9 (default 6), zstd 1–19 (default 3).
     #[serde(default)]
     #[schemars(range(min = 1, max = 19))]
@@ -340,13 +343,38 @@ pub struct FormatDef {
     /// XML: name of each row's element. Default `row`.
     #[serde(default)]
     pub row_element: Option<String>,
+    /// Parquet: rows per row group (default 65536). The encoder holds one row group in
+    /// memory (also capped at 64 MiB of cell data), so this bounds a run's memory; larger
+    /// groups compress slightly better.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub row_group_rows: Option<u64>,
+}
+
+impl FormatDef {
+    /// The compression asked for, with its default: `zstd` for parquet, else `none`.
+    pub fn compression(&self) -> CompressionKind {
+        self.compression.unwrap_or(match self.kind {
+            FormatKind::Parquet => CompressionKind::Zstd,
+            _ => CompressionKind::None,
+        })
+    }
+
+    /// The compression applied to the part file as a whole: none for parquet, which
+    /// compresses inside the file.
+    pub fn file_compression(&self) -> CompressionKind {
+        match self.kind {
+            FormatKind::Parquet => CompressionKind::None,
+            _ => self.compression(),
+        }
+    }
 }
 
 impl Default for FormatDef {
     fn default() -> Self {
         FormatDef {
             kind: FormatKind::default(),
-            compression: CompressionKind::default(),
+            compression: None,
             level: None,
             password: None,
             delimiter: None,
@@ -359,8 +387,15 @@ impl Default for FormatDef {
             pretty: false,
             root_element: None,
             row_element: None,
+            row_group_rows: None,
         }
     }
+}
+
+/// Drops the `default` of a key whose default depends on another key (`null` would mislead
+/// editors that complete from the schema).
+fn no_default(schema: &mut schemars::Schema) {
+    schema.remove("default");
 }
 
 fn default_true() -> bool {
@@ -408,6 +443,9 @@ pub enum CompressionKind {
     /// A 7z archive with one entry, optionally AES-256 encrypted.
     #[serde(rename = "7z")]
     SevenZ,
+    /// Snappy, inside parquet files only.
+    #[serde(rename = "snappy")]
+    Snappy,
 }
 
 /// Encryption at rest with age (<https://age-encryption.org>).

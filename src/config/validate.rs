@@ -546,12 +546,45 @@ impl Checks<'_, '_> {
         }
         let format = &def.format;
         if format.kind == FormatKind::Parquet {
+            if !cfg!(feature = "parquet") {
+                self.error(
+                    &path!["format", "type"],
+                    "`parquet` is not available in this build (built without the `parquet` feature); use `csv`, `tsv`, `json`, `ndjson` or `xml`",
+                );
+            }
+            // Parquet compresses each column inside the file; an outer gzip or archive would
+            // hide the footer from every Parquet reader (DuckDB, Spark, pyarrow read it by
+            // seeking), so only the inner codecs are accepted.
+            if !matches!(
+                format.compression(),
+                CompressionKind::Zstd | CompressionKind::Snappy | CompressionKind::None
+            ) {
+                self.error(
+                    &path!["format", "compression"],
+                    "parquet compresses its columns inside the file: use `compression = \"zstd\"` (default), `\"snappy\"` or `\"none\"`",
+                );
+            }
+        } else {
+            if format.compression() == CompressionKind::Snappy {
+                self.error(
+                    &path!["format", "compression"],
+                    "`snappy` is a parquet codec; for this format use `gzip`, `zstd`, `zip`, `tar.gz`, `7z` or `none`",
+                );
+            }
+            if format.row_group_rows.is_some() {
+                self.error(
+                    &path!["format", "row_group_rows"],
+                    "`row_group_rows` applies to `type = \"parquet\"` only; remove it",
+                );
+            }
+        }
+        if format.row_group_rows == Some(0) {
             self.error(
-                &path!["format", "type"],
-                "`parquet` is not available in this build yet; use `csv`, `tsv`, `json`, `ndjson` or `xml`",
+                &path!["format", "row_group_rows"],
+                "`row_group_rows` must be at least 1",
             );
         }
-        let level_range = match format.compression {
+        let level_range = match format.compression() {
             CompressionKind::Gzip | CompressionKind::TarGz => Some(1..=9),
             CompressionKind::Zstd => Some(1..=19),
             _ => None,
@@ -575,7 +608,7 @@ impl Checks<'_, '_> {
         }
         if format.password.is_some()
             && !matches!(
-                format.compression,
+                format.file_compression(),
                 CompressionKind::Zip | CompressionKind::SevenZ
             )
         {
@@ -698,7 +731,7 @@ impl Checks<'_, '_> {
                             "`batch_size` cannot split encrypted parts into records: each sealed part is POSTed whole; remove `batch_size`, or remove `[encrypt]` to send records",
                         );
                     } else if hook.batch_size.is_some()
-                        && !webhook_can_split(def.format.kind, def.format.compression)
+                        && !webhook_can_split(def.format.kind, def.format.compression())
                     {
                         self.error(
                             &path!["deliver", i, "batch_size"],

@@ -1,4 +1,4 @@
-//! Row encoders: CSV, TSV, JSON, NDJSON and XML.
+//! Row encoders: CSV, TSV, JSON, NDJSON, XML and (with the `parquet` feature) Parquet.
 //!
 //! An encoder turns one row of [`Value`]s at a time into bytes. It never owns its output:
 //! the chunker rotates part files underneath it, so every call takes the `&mut dyn Write` of
@@ -14,6 +14,8 @@
 
 mod csv;
 mod json;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 mod xml;
 
 pub use self::csv::{CsvEncoder, CsvOptions, LineEnding};
@@ -34,7 +36,7 @@ pub trait Encoder: Send {
     fn write_row(&mut self, out: &mut dyn Write, row: &[Value]) -> io::Result<()>;
     /// Closing bracket / root end tag; the part is complete after this.
     fn finish(&mut self, out: &mut dyn Write) -> io::Result<()>;
-    /// File extension without dot: "csv", "tsv", "json", "ndjson", "xml".
+    /// File extension without dot: "csv", "tsv", "json", "ndjson", "xml", "parquet".
     fn extension(&self) -> &'static str;
 }
 
@@ -55,6 +57,42 @@ pub enum FormatOptions {
     Ndjson,
     /// `<?xml …?>`, a root element, and one element per row with one child per column.
     Xml(XmlOptions),
+    /// Apache Parquet, typed columns, compressed inside the file.
+    #[cfg(feature = "parquet")]
+    Parquet(self::parquet::ParquetOptions),
+}
+
+/// The type of a column, for formats that store types (Parquet). Text formats ignore it.
+/// Decided before the first row: from the store's schema, the expression of a computed
+/// column, or the values of a summary; `Text` when unknown or mixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// UTF-8 text (any value, written as its CSV text).
+    Text,
+    /// `true` / `false`.
+    Bool,
+    /// A 64-bit integer.
+    Int,
+    /// A 64-bit float.
+    Float,
+    /// An exact decimal (money).
+    Decimal,
+    /// An instant, UTC.
+    Timestamp,
+}
+
+impl ColumnType {
+    /// The name used in messages and docs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::Text => "string",
+            ColumnType::Bool => "boolean",
+            ColumnType::Int => "integer",
+            ColumnType::Float => "double",
+            ColumnType::Decimal => "decimal",
+            ColumnType::Timestamp => "timestamp",
+        }
+    }
 }
 
 impl FormatOptions {
@@ -66,6 +104,8 @@ impl FormatOptions {
             FormatOptions::Json { .. } => "json",
             FormatOptions::Ndjson => "ndjson",
             FormatOptions::Xml(_) => "xml",
+            #[cfg(feature = "parquet")]
+            FormatOptions::Parquet(_) => "parquet",
         }
     }
 
@@ -78,6 +118,8 @@ impl FormatOptions {
             FormatOptions::Tsv(o) => o.validate(b'\t'),
             FormatOptions::Json { .. } | FormatOptions::Ndjson => Ok(()),
             FormatOptions::Xml(o) => o.validate(),
+            #[cfg(feature = "parquet")]
+            FormatOptions::Parquet(_) => Ok(()),
         }
     }
 }
@@ -109,8 +151,19 @@ pub enum FormatError {
     },
 }
 
-/// Builds the encoder for `options`, with one column per entry of `columns` (in order).
+/// Builds the encoder for `options`, with one column per entry of `columns` (in order), every
+/// column typed as text.
 pub fn encoder(options: &FormatOptions, columns: &[String]) -> Box<dyn Encoder> {
+    typed_encoder(options, columns, &[])
+}
+
+/// [`encoder`] with column types. `types` matters to typed formats only (Parquet); a missing
+/// entry is [`ColumnType::Text`].
+pub fn typed_encoder(
+    options: &FormatOptions,
+    columns: &[String],
+    #[cfg_attr(not(feature = "parquet"), allow(unused_variables))] types: &[ColumnType],
+) -> Box<dyn Encoder> {
     match options {
         FormatOptions::Csv(o) => Box::new(CsvEncoder::new(o.clone(), columns, "csv")),
         FormatOptions::Tsv(o) => {
@@ -121,6 +174,12 @@ pub fn encoder(options: &FormatOptions, columns: &[String]) -> Box<dyn Encoder> 
         FormatOptions::Json { pretty } => Box::new(JsonEncoder::new(columns, *pretty)),
         FormatOptions::Ndjson => Box::new(NdjsonEncoder::new(columns)),
         FormatOptions::Xml(o) => Box::new(XmlEncoder::new(o, columns)),
+        #[cfg(feature = "parquet")]
+        FormatOptions::Parquet(o) => Box::new(self::parquet::ParquetEncoder::new(
+            o.clone(),
+            columns,
+            types,
+        )),
     }
 }
 

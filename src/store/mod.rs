@@ -260,6 +260,16 @@ pub trait LeadStore: Send {
     }
 }
 
+/// The stored type of a fixed column of `table` (`revenue` is money, `created_at` a timestamp);
+/// `None` for keys of the JSON documents, whose values may differ from record to record.
+/// Both stores keep the same documented columns, so one answer serves both.
+pub fn column_type(table: Table, field: &str) -> Option<crate::filter::FieldType> {
+    match SqliteStore::dialect(table).locate(field) {
+        Some(crate::filter::Location::Column(_, ty)) => Some(ty),
+        _ => None,
+    }
+}
+
 /// Opens the store a URL names (`[store] url`, with `[store] password` for PostgreSQL).
 /// Relative SQLite paths resolve against `base`.
 pub fn open(

@@ -138,7 +138,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn dialect(table: Table) -> SqliteDialect {
+    pub(super) fn dialect(table: Table) -> SqliteDialect {
         match table {
             Table::Leads => SqliteDialect::leads(),
             Table::Events => SqliteDialect::events(),

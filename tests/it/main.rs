@@ -10,6 +10,7 @@ mod export;
 mod messages;
 mod objects;
 mod page;
+mod parquet;
 mod postgres;
 mod retention;
 mod secrets;

@@ -129,6 +129,7 @@ fn every_seed_pattern_has_an_example() {
         "seed-csv",
         "source-summary",
         "warehouse-daily",
+        "warehouse-parquet",
         "weekly-report",
     ];
     let found: Vec<String> = definitions_in("examples")
@@ -250,7 +251,7 @@ fn broken_definitions_are_explained_in_one_pass() {
         .run()
         .failure()
         .stdout_is(expect![[r#"
-            tests/fixtures/broken/bad-compression.toml:6:15: error: `gzipp` is not a valid `compression`: use one of `none`, `gzip`, `zstd`, `zip`, `tar.gz`, `7z`; did you mean `gzip`?
+            tests/fixtures/broken/bad-compression.toml:6:15: error: `gzipp` is not a valid `compression`: use one of `none`, `gzip`, `zstd`, `zip`, `tar.gz`, `7z`, `snappy`; did you mean `gzip`?
             tests/fixtures/broken/bad-computed.toml:5:34: error: invalid computed column `margin`: expected a value after `-`, found `*`
             tests/fixtures/broken/bad-cron.toml:2:12: error: invalid schedule `0 25 * * *`: hour `25` is out of range 0–23
             tests/fixtures/broken/bad-filter.toml:3:44: error: invalid filter: expected a value after `>`, found end of input
