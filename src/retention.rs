@@ -263,12 +263,13 @@ pub fn sweep(
         candidates.truncate(guards.max_delete);
     }
 
+    // Built once per export, ledger name and place (see `reach_key`).
     let mut destinations: HashMap<String, Result<Box<dyn Destination>, String>> = HashMap::new();
     let mut touched_runs = BTreeSet::new();
     for candidate in candidates {
         let entry = &candidate.entry;
         let destination = destinations
-            .entry(entry.destination.clone())
+            .entry(reach_key(entry, &candidate.def))
             .or_insert_with(|| deliver::build(&candidate.def, context).map_err(|e| e.to_string()));
         let action = match destination {
             Err(message) => Action::Skipped(format!("cannot reach the destination: {message}")),
@@ -363,7 +364,7 @@ pub fn sweep(
         }
         for (entry, def, class) in moves {
             let destination = destinations
-                .entry(entry.destination.clone())
+                .entry(reach_key(&entry, &def))
                 .or_insert_with(|| deliver::build(&def, context).map_err(|e| e.to_string()));
             let action = match destination {
                 Err(message) => {
@@ -423,6 +424,18 @@ pub fn sweep(
         }
     }
     Ok(report)
+}
+
+/// Which built destination reaches an entry. The ledger name (`s3#0`) is only unique within
+/// an export, and one export's entries may live where an earlier definition put them, so the
+/// export and the place are part of it.
+fn reach_key(entry: &Delivery, def: &DeliverDef) -> String {
+    format!(
+        "{}\n{}\n{}",
+        entry.export,
+        entry.destination,
+        def.location()
+    )
 }
 
 /// The destination and storage class an entry moves to now, if its current definition has a

@@ -493,12 +493,12 @@ fn azure_retention_deletes_expired_objects_and_spares_foreign_changed_and_protec
 
 /// The storage class, size and ETag of an object, read back by boto3.
 fn s3_head(key: &str) -> (String, u64, String) {
-    let head: serde_json::Value = serde_json::from_str(&S3::probe(&[
-        "head",
-        &service("EXPORTD_TEST_S3_BUCKET"),
-        key,
-    ]))
-    .expect("head JSON");
+    s3_head_in(&service("EXPORTD_TEST_S3_BUCKET"), key)
+}
+
+fn s3_head_in(bucket: &str, key: &str) -> (String, u64, String) {
+    let head: serde_json::Value =
+        serde_json::from_str(&S3::probe(&["head", bucket, key])).expect("head JSON");
     (
         head["storage_class"].as_str().expect("a class").to_owned(),
         head["size"].as_u64().expect("a size"),
@@ -622,4 +622,62 @@ fn s3_transition_moves_old_ledger_objects_to_glacier_once_and_leaves_foreign_one
             "2024-01-14/leads.csv"
         ]
     );
+}
+
+#[test]
+fn s3_transition_reaches_each_export_s_own_bucket() {
+    // Two exports whose first destination has the same ledger name (`s3#0`) but another
+    // bucket: each object must be looked for, and moved, where its own export put it.
+    let second = "exportd-transition-second";
+    S3::probe(&["mkbucket", second]);
+    let prefix = format!("transition-two-{}-{}", std::process::id(), unique_nanos());
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.path().join("exportd.toml"),
+        format!("[retention]\nkeep_last = 0\n{}", S3.connection()),
+    )
+    .expect("exportd.toml");
+    let definition = |bucket: &str, name: &str| {
+        format!(
+            "schedule = \"daily at 02:00\"\nwindow = \"previous_day\"\n[format]\ntype = \"csv\"\n[[deliver]]\nto = \"s3\"\nconnection = \"remote\"\nbucket = \"{bucket}\"\npath = \"{prefix}/{name}/{{{{date}}}}.csv\"\nretention = \"90d\"\ntransition = {{ after = \"30d\", storage_class = \"GLACIER\" }}\n"
+        )
+    };
+    ws.ingest(FOUR_DAYS)
+        .definition("a", &definition(&service("EXPORTD_TEST_S3_BUCKET"), "a"))
+        .definition("b", &definition(second, "b"));
+    ws.export("a", "2024-01-14T02:00:00Z").success();
+    ws.export("b", "2024-01-14T02:00:00Z").success();
+    age_run(&ws, "a/20240114T020000Z", 40);
+    age_run(&ws, "b/20240114T020000Z", 40);
+
+    let swept = ws.exportd().args(["retention"]).run().success();
+    assert!(
+        swept
+            .stdout
+            .contains("transitioned 4 object(s) to another storage class; 0 not transitioned"),
+        "{}",
+        swept.stdout
+    );
+    assert_eq!(s3_head(&format!("{prefix}/a/2024-01-13.csv")).0, "GLACIER");
+    assert_eq!(
+        s3_head_in(second, &format!("{prefix}/b/2024-01-13.csv")).0,
+        "GLACIER"
+    );
+
+    // Deletion looks in the right bucket too: nothing is taken for "already gone".
+    age_run(&ws, "a/20240114T020000Z", 60);
+    age_run(&ws, "b/20240114T020000Z", 60);
+    let swept = ws.exportd().args(["retention"]).run().success();
+    assert!(
+        swept.stdout.contains("deleted 4 object(s); 0 skipped"),
+        "{}",
+        swept.stdout
+    );
+    for bucket in [service("EXPORTD_TEST_S3_BUCKET").as_str(), second] {
+        assert_eq!(
+            S3::probe(&["list", bucket, &format!("{prefix}/")]).trim(),
+            "[]",
+            "{bucket}"
+        );
+    }
 }
