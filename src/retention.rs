@@ -18,6 +18,11 @@
 //!
 //! Objects under the same prefix that are not in the ledger are never looked at. Email and
 //! webhook deliveries have nothing to delete: their ledger rows simply expire.
+//!
+//! The same sweep moves S3 objects to their destination's `transition` storage class once they
+//! are older than its `after` (again only ledger entries, checked by size first, not due for
+//! deletion, at most `max_delete_per_sweep` per sweep, oldest first). The ledger records the
+//! move, so each object moves once.
 
 use crate::config::ExportSpec;
 use crate::config::daemon::RetentionConfig;
@@ -91,11 +96,48 @@ pub struct Outcome {
     pub action: Action,
 }
 
+/// What happened (or, in a dry run, would happen) to one entry old enough for `transition`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransitionAction {
+    /// Moved to the storage class; the ledger records when.
+    Transitioned,
+    /// A dry run: would be moved.
+    WouldTransition,
+    /// Left where it is, with the reason; the next sweep tries again.
+    Skipped(String),
+}
+
+/// One ledger entry old enough for its destination's `transition`, and what the sweep did.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransitionOutcome {
+    /// Export name.
+    pub export: String,
+    /// Destination (`s3#0`).
+    pub destination: String,
+    /// Object key.
+    pub key: String,
+    /// Bytes, as delivered.
+    pub bytes: u64,
+    /// When it was delivered.
+    pub delivered_at: DateTime<Utc>,
+    /// Age at the time of the sweep, in days.
+    pub age_days: i64,
+    /// The storage class it moves to (`GLACIER`).
+    pub storage_class: String,
+    /// What was done.
+    pub action: TransitionAction,
+}
+
 /// A sweep's result.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     /// Every expired entry handled, oldest expiry first.
     pub outcomes: Vec<Outcome>,
+    /// Every entry moved (or tried) to its `transition` storage class, oldest first.
+    pub transitions: Vec<TransitionOutcome>,
+    /// Entries old enough to move, left for the next sweep by `max_delete_per_sweep`.
+    pub transitions_deferred: usize,
     /// Expired entries kept because they belong to the newest `keep_last` runs.
     pub kept_by_keep_last: usize,
     /// Expired entries left for the next sweep by `max_delete_per_sweep`.
@@ -118,6 +160,26 @@ impl Report {
         self.outcomes
             .iter()
             .filter(|o| matches!(o.action, Action::Skipped(_)))
+    }
+
+    /// Entries that were (or would be) moved to another storage class.
+    pub fn transitioned(&self) -> usize {
+        self.transitions
+            .iter()
+            .filter(|t| {
+                matches!(
+                    t.action,
+                    TransitionAction::Transitioned | TransitionAction::WouldTransition
+                )
+            })
+            .count()
+    }
+
+    /// Entries that should have moved but did not, with a reason.
+    pub fn transitions_skipped(&self) -> impl Iterator<Item = &TransitionOutcome> {
+        self.transitions
+            .iter()
+            .filter(|t| matches!(t.action, TransitionAction::Skipped(_)))
     }
 }
 
@@ -190,18 +252,24 @@ pub fn sweep(
         candidates.append(&mut due);
     }
     candidates.retain(|c| run.is_none_or(|r| c.entry.run_id == r));
+    // Due for deletion (now or, past the cap, at the next sweep): never worth moving.
+    let due: BTreeSet<(String, String)> = candidates
+        .iter()
+        .map(|c| (c.entry.destination.clone(), c.entry.key.clone()))
+        .collect();
     candidates.sort_by_key(|c| c.expires);
     if candidates.len() > guards.max_delete {
         report.deferred = candidates.len() - guards.max_delete;
         candidates.truncate(guards.max_delete);
     }
 
+    // Built once per export, ledger name and place (see `reach_key`).
     let mut destinations: HashMap<String, Result<Box<dyn Destination>, String>> = HashMap::new();
     let mut touched_runs = BTreeSet::new();
     for candidate in candidates {
         let entry = &candidate.entry;
         let destination = destinations
-            .entry(entry.destination.clone())
+            .entry(reach_key(entry, &candidate.def))
             .or_insert_with(|| deliver::build(&candidate.def, context).map_err(|e| e.to_string()));
         let action = match destination {
             Err(message) => Action::Skipped(format!("cannot reach the destination: {message}")),
@@ -274,7 +342,160 @@ pub fn sweep(
             report.expired_runs.push(run_id);
         }
     }
+    // Deleting a run or a removed export's files moves nothing.
+    if !everything && run.is_none() {
+        let mut moves = Vec::new();
+        for export in &exports {
+            let Some(spec) = by_name.get(export.as_str()).copied() else {
+                continue;
+            };
+            for entry in state.deliveries_for_export(export)? {
+                if !due.contains(&(entry.destination.clone(), entry.key.clone()))
+                    && let Some((def, class)) = transition_due(spec, &entry, now)
+                {
+                    moves.push((entry, def, class));
+                }
+            }
+        }
+        moves.sort_by_key(|(entry, _, _)| entry.delivered_at);
+        if moves.len() > guards.max_delete {
+            report.transitions_deferred = moves.len() - guards.max_delete;
+            moves.truncate(guards.max_delete);
+        }
+        for (entry, def, class) in moves {
+            let destination = destinations
+                .entry(reach_key(&entry, &def))
+                .or_insert_with(|| deliver::build(&def, context).map_err(|e| e.to_string()));
+            let action = match destination {
+                Err(message) => {
+                    TransitionAction::Skipped(format!("cannot reach the destination: {message}"))
+                }
+                Ok(destination) => {
+                    check_and_transition(destination.as_ref(), &entry, class, dry_run)
+                }
+            };
+            if action == TransitionAction::Transitioned {
+                state.mark_transitioned(&entry.destination, &entry.key, Utc::now())?;
+                tracing::info!(
+                    "retention: moved `{}` at {} of export `{}` to {class}",
+                    entry.key,
+                    entry.destination,
+                    entry.export
+                );
+            }
+            if let TransitionAction::Skipped(reason) = &action {
+                tracing::warn!(
+                    "retention: did not move `{}` at {} of export `{}` to {class}: {reason}",
+                    entry.key,
+                    entry.destination,
+                    entry.export
+                );
+            }
+            if !dry_run {
+                let outcome = match &action {
+                    TransitionAction::Transitioned => format!("transitioned to {class}"),
+                    TransitionAction::Skipped(reason) => {
+                        format!("transition to {class} skipped: {reason}")
+                    }
+                    TransitionAction::WouldTransition => unreachable!("not a dry run"),
+                };
+                let line = crate::state::AuditEntry::new(
+                    actor.unwrap_or("exportd"),
+                    "",
+                    "retention",
+                    &format!("{} {}", entry.destination, entry.key),
+                    &outcome,
+                    Utc::now(),
+                );
+                if let Err(e) = state.append_audit(&[line]) {
+                    tracing::warn!("retention: cannot write the audit log: {e}");
+                }
+            }
+            report.transitions.push(TransitionOutcome {
+                age_days: (Utc::now().min(now) - entry.delivered_at).num_days(),
+                export: entry.export,
+                destination: entry.destination,
+                key: entry.key,
+                bytes: entry.bytes,
+                delivered_at: entry.delivered_at,
+                storage_class: class.to_owned(),
+                action,
+            });
+        }
+    }
     Ok(report)
+}
+
+/// Which built destination reaches an entry. The ledger name (`s3#0`) is only unique within
+/// an export, and one export's entries may live where an earlier definition put them, so the
+/// export and the place are part of it.
+fn reach_key(entry: &Delivery, def: &DeliverDef) -> String {
+    format!(
+        "{}\n{}\n{}",
+        entry.export,
+        entry.destination,
+        def.location()
+    )
+}
+
+/// The destination and storage class an entry moves to now, if its current definition has a
+/// `transition` it is old enough for and it has not moved yet. Objects of a removed definition
+/// or of a destination that changed place are not moved: only the current table says where to.
+fn transition_due(
+    spec: &ExportSpec,
+    entry: &Delivery,
+    now: DateTime<Utc>,
+) -> Option<(DeliverDef, &'static str)> {
+    if entry.transitioned_at.is_some() {
+        return None;
+    }
+    let def = current_destination(spec, entry)?;
+    let DeliverDef::S3(s3) = def else {
+        return None;
+    };
+    let transition = s3.transition?;
+    let at = entry
+        .delivered_at
+        .checked_add_signed(transition.after.duration()?)?;
+    (at <= now).then(|| (def.clone(), transition.storage_class.as_str()))
+}
+
+/// Checks that the object is still the one delivered (by size: an object store cannot tell its
+/// SHA-256) and moves it to `class`.
+fn check_and_transition(
+    destination: &dyn Destination,
+    entry: &Delivery,
+    class: &str,
+    dry_run: bool,
+) -> TransitionAction {
+    match destination.stat(&entry.key) {
+        Ok(Some(info)) if info.bytes != entry.bytes => {
+            return TransitionAction::Skipped(format!(
+                "changed since delivery: {} bytes now, {} delivered; not moved",
+                info.bytes, entry.bytes
+            ));
+        }
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return TransitionAction::Skipped(
+                "not at the destination any more; its ledger entry goes when it expires".into(),
+            );
+        }
+        Err(e) => return TransitionAction::Skipped(format!("cannot check it: {e}")),
+    }
+    if dry_run {
+        return TransitionAction::WouldTransition;
+    }
+    match destination.transition(&entry.key, class) {
+        Ok(true) => TransitionAction::Transitioned,
+        Ok(false) => TransitionAction::Skipped(format!(
+            "{} destinations have no storage classes to move between",
+            destination.kind()
+        )),
+        Err(e) => {
+            TransitionAction::Skipped(format!("transition failed: {e}; the next sweep retries"))
+        }
+    }
 }
 
 /// The expired entries of one export (with the destination that reaches each), and how many
@@ -418,7 +639,14 @@ fn check_and_delete(destination: &dyn Destination, entry: &Delivery, dry_run: bo
             info.bytes, entry.bytes
         ));
     }
-    match destination.sha256(&entry.key) {
+    // An object moved to an archive class cannot be read back without a restore: its size
+    // (checked above) is all there is to check.
+    let sha256 = if entry.transitioned_at.is_some() {
+        Ok(None)
+    } else {
+        destination.sha256(&entry.key)
+    };
+    match sha256 {
         Ok(Some(sha)) if sha != entry.sha256 => {
             return Action::Skipped(
                 "changed since delivery: its SHA-256 differs from the ledger's; delete it by \
@@ -533,6 +761,170 @@ mod tests {
             )
             .unwrap()
         }
+    }
+
+    /// `daily` to S3 with `retention = "90d"` and `transition = { after = "30d", … }`.
+    fn s3_spec() -> ExportSpec {
+        let daemon: DaemonConfig =
+            toml::from_str("[connections.archive]\ntype = \"s3\"\nregion = \"us-east-1\"\n")
+                .unwrap();
+        let text = "schedule = \"daily at 02:00\"\nwindow = \"previous_day\"\n[[deliver]]\n\
+                    to = \"s3\"\nconnection = \"archive\"\nbucket = \"b\"\npath = \"d/{{date}}.csv\"\n\
+                    retention = \"90d\"\ntransition = { after = \"30d\", storage_class = \"GLACIER\" }\n";
+        let (spec, diags) =
+            crate::config::validate::check_export("daily", Path::new("daily.toml"), text, &daemon);
+        spec.unwrap_or_else(|| panic!("{diags:?}"))
+    }
+
+    /// A ledger entry of `daily` at the S3 destination, delivered `days_ago`.
+    fn s3_entry(world: &World, spec: &ExportSpec, days_ago: i64) -> Delivery {
+        let at = now() - Duration::days(days_ago);
+        let delivered = deliver::Delivered {
+            destination: "s3".into(),
+            key: format!("d/{days_ago}.csv"),
+            bytes: 3,
+            sha256: "00".into(),
+            delivered_at: at,
+        };
+        let entry =
+            Delivery::from_delivered("daily", &format!("daily/{days_ago}"), "s3#0", &delivered)
+                .for_destination(&spec.destinations[0].def);
+        world.state.record_delivery(&entry).unwrap();
+        entry
+    }
+
+    #[test]
+    fn transition_is_due_once_after_its_age_and_only_under_the_current_s3_table() {
+        let spec = s3_spec();
+        let world = World::new();
+        let old = s3_entry(&world, &spec, 40);
+        let young = s3_entry(&world, &spec, 10);
+        let due = transition_due(&spec, &old, now()).map(|(_, class)| class);
+        assert_eq!(due, Some("GLACIER"));
+        assert!(transition_due(&spec, &young, now()).is_none(), "too young");
+        let moved = Delivery {
+            transitioned_at: Some(now()),
+            ..old.clone()
+        };
+        assert!(transition_due(&spec, &moved, now()).is_none(), "moved once");
+        let elsewhere = Delivery {
+            location: r#"{"to":"s3","connection":"archive","bucket":"other"}"#.into(),
+            ..old.clone()
+        };
+        assert!(
+            transition_due(&spec, &elsewhere, now()).is_none(),
+            "the table points at another bucket now"
+        );
+        let local = self::spec("90d");
+        let local_entry = world.delivered(&local, 40, "x");
+        assert!(transition_due(&local, &local_entry, now()).is_none());
+    }
+
+    #[test]
+    fn a_sweep_moves_only_ledger_entries_old_enough_not_yet_moved_and_not_expiring() {
+        let spec = s3_spec();
+        let world = World::new();
+        // The context has no connections: every S3 call fails before the network, so this
+        // checks which entries the sweep picks and that a failed move is not recorded.
+        s3_entry(&world, &spec, 2);
+        let expired = s3_entry(&world, &spec, 100);
+        let older = s3_entry(&world, &spec, 50);
+        let old = s3_entry(&world, &spec, 40);
+        let moved = s3_entry(&world, &spec, 35);
+        world
+            .state
+            .mark_transitioned(&moved.destination, &moved.key, now())
+            .unwrap();
+        s3_entry(&world, &spec, 10);
+        let guards = Guards {
+            keep_last: 1,
+            max_delete: 1,
+        };
+
+        let report = world.sweep(std::slice::from_ref(&spec), guards, false);
+        assert_eq!(report.outcomes.len(), 1, "{report:?}");
+        assert_eq!(report.outcomes[0].key, expired.key);
+        assert_eq!(report.transitions.len(), 1, "{report:?}");
+        assert_eq!(
+            report.transitions_deferred, 1,
+            "capped by max_delete_per_sweep"
+        );
+        let tried = &report.transitions[0];
+        assert_eq!(
+            (tried.key.as_str(), tried.storage_class.as_str()),
+            (older.key.as_str(), "GLACIER"),
+            "oldest first; the expired entry is not moved, only deleted"
+        );
+        assert!(
+            matches!(&tried.action, TransitionAction::Skipped(r) if r.contains("cannot reach")),
+            "{tried:?}"
+        );
+        assert_eq!(report.transitioned(), 0);
+        assert_eq!(report.transitions_skipped().count(), 1);
+        let ledger = world.state.deliveries_for_export("daily").unwrap();
+        let unmoved: Vec<&str> = ledger
+            .iter()
+            .filter(|d| d.transitioned_at.is_none())
+            .map(|d| d.key.as_str())
+            .collect();
+        assert!(
+            unmoved.contains(&older.key.as_str()) && unmoved.contains(&old.key.as_str()),
+            "a failed move is tried again: {unmoved:?}"
+        );
+        let audit = world
+            .state
+            .audit_log(&crate::state::AuditFilter::default())
+            .unwrap();
+        assert!(
+            audit.iter().any(|a| a.action == "retention"
+                && a.target == format!("s3#0 {}", older.key)
+                && a.outcome.starts_with("transition to GLACIER skipped: ")),
+            "{audit:?}"
+        );
+
+        // Deleting one run moves nothing.
+        let report = sweep(
+            std::slice::from_ref(&spec),
+            &world.state,
+            &world.context,
+            GUARDS,
+            now(),
+            Scope {
+                only: Some("daily"),
+                everything: true,
+                run: Some(&old.run_id),
+                ..Scope::default()
+            },
+        )
+        .unwrap();
+        assert!(report.transitions.is_empty(), "{report:?}");
+    }
+
+    #[test]
+    fn a_moved_object_is_checked_by_size_only_before_deletion() {
+        let world = World::new();
+        let spec = spec("1d");
+        world.delivered(&spec, 1, "newest");
+        let moved = world.delivered(&spec, 5, "abc");
+        world
+            .state
+            .mark_transitioned(&moved.destination, &moved.key, now())
+            .unwrap();
+        let unmoved = world.delivered(&spec, 6, "xyz");
+        // Same size, other bytes: only the SHA-256 tells. An archived object cannot be read
+        // back for it, so its size has to do.
+        std::fs::write(&moved.key, "def").unwrap();
+        std::fs::write(&unmoved.key, "uvw").unwrap();
+        let report = world.sweep(std::slice::from_ref(&spec), GUARDS, false);
+        let action = |key: &str| {
+            report
+                .outcomes
+                .iter()
+                .find(|o| o.key == key)
+                .map(|o| o.action.clone())
+        };
+        assert_eq!(action(&moved.key), Some(Action::Deleted), "{report:?}");
+        assert!(matches!(action(&unmoved.key), Some(Action::Skipped(_))));
     }
 
     const GUARDS: Guards = Guards {

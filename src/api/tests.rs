@@ -102,6 +102,7 @@ fn state(dir: &std::path::Path) -> Arc<dyn StateStore> {
             delivered_at: at(15, 3),
             expires_at: None,
             location: String::new(),
+            transitioned_at: None,
         })
         .collect();
     store.record_deliveries(&deliveries).unwrap();
@@ -820,6 +821,7 @@ mod access {
                     delivered_at: at(15, 3),
                     expires_at: None,
                     location: String::new(),
+                    transitioned_at: None,
                 })
                 .unwrap();
         }

@@ -1,10 +1,10 @@
 //! `exportd retention [--dry-run] [--export NAME]`: one retention sweep now, or with
-//! `--dry-run` the list of what it would delete and why.
+//! `--dry-run` the list of what it would delete (or move to another storage class) and why.
 
 use super::common::load_config;
 use super::{OutputFormat, Paths};
 use crate::pipeline::Environment;
-use crate::retention::{self, Action, Guards};
+use crate::retention::{self, Action, Guards, TransitionAction};
 use anyhow::Context;
 use std::process::ExitCode;
 
@@ -22,7 +22,8 @@ pub struct Args {
     format: OutputFormat,
 }
 
-/// Sweeps; exit 1 when an expired object had to be skipped (changed, or unreachable).
+/// Sweeps; exit 1 when an expired object had to be skipped (changed, or unreachable), or an
+/// object due for its `transition` could not be moved.
 pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
     let loaded = load_config(paths);
     let env = Environment::from_loaded(&loaded);
@@ -40,9 +41,10 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
         },
     )?;
     let skipped = report.skipped().count();
+    let not_moved = report.transitions_skipped().count();
     if args.format == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(super::exit_code(skipped > 0));
+        return Ok(super::exit_code(skipped + not_moved > 0));
     }
     if report.outcomes.is_empty() {
         println!("nothing has expired");
@@ -77,5 +79,32 @@ pub fn cmd(paths: &Paths, args: Args) -> anyhow::Result<ExitCode> {
         report.deferred,
         report.expired_runs.len()
     );
-    Ok(super::exit_code(skipped > 0))
+    if !report.transitions.is_empty() || report.transitions_deferred > 0 {
+        for t in &report.transitions {
+            let action = match &t.action {
+                TransitionAction::Transitioned => format!("transitioned to {}", t.storage_class),
+                TransitionAction::WouldTransition => {
+                    format!("would transition to {}", t.storage_class)
+                }
+                TransitionAction::Skipped(reason) => {
+                    format!("NOT TRANSITIONED to {}: {reason}", t.storage_class)
+                }
+            };
+            println!(
+                "{}  {}  {}  {} days  {} bytes  {action}",
+                t.export, t.destination, t.key, t.age_days, t.bytes
+            );
+        }
+        let verb = if args.dry_run {
+            "would transition"
+        } else {
+            "transitioned"
+        };
+        println!(
+            "{verb} {} object(s) to another storage class; {not_moved} not transitioned; {} left for the next sweep",
+            report.transitioned(),
+            report.transitions_deferred
+        );
+    }
+    Ok(super::exit_code(skipped + not_moved > 0))
 }

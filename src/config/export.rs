@@ -577,6 +577,21 @@ pub struct S3Deliver {
     /// How long delivered objects are kept. Default: never deleted.
     #[serde(default)]
     pub retention: Option<Retention>,
+    /// Move delivered objects to another storage class once they are this old, such as
+    /// `{ after = "30d", storage_class = "GLACIER" }`. Only objects the ledger lists are moved.
+    #[serde(default)]
+    pub transition: Option<S3Transition>,
+}
+
+/// `transition` of an S3 destination: a retention sweep copies each delivered object older
+/// than `after` onto itself in `storage_class`, once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct S3Transition {
+    /// Age at which an object moves, such as `30d`; shorter than `retention`.
+    pub after: Retention,
+    /// The storage class it moves to, such as `GLACIER`.
+    pub storage_class: S3StorageClass,
 }
 
 /// S3 server-side encryption.
@@ -609,6 +624,21 @@ pub enum S3StorageClass {
     GlacierIr,
     /// Glacier Deep Archive.
     DeepArchive,
+}
+
+impl S3StorageClass {
+    /// The name S3 uses (`x-amz-storage-class`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            S3StorageClass::Standard => "STANDARD",
+            S3StorageClass::StandardIa => "STANDARD_IA",
+            S3StorageClass::OnezoneIa => "ONEZONE_IA",
+            S3StorageClass::IntelligentTiering => "INTELLIGENT_TIERING",
+            S3StorageClass::Glacier => "GLACIER",
+            S3StorageClass::GlacierIr => "GLACIER_IR",
+            S3StorageClass::DeepArchive => "DEEP_ARCHIVE",
+        }
+    }
 }
 
 /// The values `[[deliver]] to = "gcs"` accepts for `storage_class` (any case).

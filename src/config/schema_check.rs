@@ -161,6 +161,17 @@ impl SchemaChecker {
         let tag = TAG_KEYS
             .iter()
             .find(|k| variants.iter().any(|v| self.variant_tag(v, k).is_some()));
+        let tables: Vec<&Value> = variants
+            .iter()
+            .copied()
+            .filter(|v| self.resolve(v).get("type").and_then(Value::as_str) == Some("object"))
+            .collect();
+        if let (None, [table], true) = (tag, &tables[..], value.is_object()) {
+            // An optional table (`transition = { … }`): checked against its one schema, so
+            // the message names the bad key inside it.
+            self.check_variant(table, value, path, source, out);
+            return;
+        }
         let (Some(tag), Some(table)) = (tag, value.as_object()) else {
             out.push(source.error_at(
                 path,
@@ -203,7 +214,19 @@ impl SchemaChecker {
             out.push(d);
             return;
         };
-        let mut sub = (*variant).clone();
+        self.check_variant(variant, value, path, source, out);
+    }
+
+    /// Checks `value` against one variant of a union.
+    fn check_variant(
+        &self,
+        variant: &Value,
+        value: &Value,
+        path: &[Seg],
+        source: &Source<'_>,
+        out: &mut Vec<Diagnostic>,
+    ) {
+        let mut sub = self.resolve(variant).clone();
         if let (Some(obj), Some(defs)) = (sub.as_object_mut(), self.root.get("$defs")) {
             obj.insert("$defs".into(), defs.clone());
         }
@@ -392,7 +415,7 @@ fn value_message(path: &[Seg], value: &Value, fallback: &str) -> String {
         .as_str()
         .map(str::to_owned)
         .unwrap_or_else(|| value.to_string());
-    let parsed = if key == "retention" {
+    let parsed = if key == "retention" || key == "after" {
         text.parse::<Retention>().err()
     } else if key.contains("size") || key.contains("bytes") {
         text.parse::<ByteSize>().err()

@@ -266,6 +266,52 @@ struct Checks<'s, 'a> {
 }
 
 impl Checks<'_, '_> {
+    /// `transition` of an S3 destination: a real age, shorter than `retention`, to a class
+    /// other than the one objects are written in, and not on locked objects.
+    fn s3_transition(
+        &mut self,
+        i: usize,
+        s3: &super::export::S3Deliver,
+        transition: &super::export::S3Transition,
+    ) {
+        let Some(after) = transition.after.duration() else {
+            self.error(
+                &path!["deliver", i, "transition", "after"],
+                "`transition.after = \"never\"` never moves anything: write an age such as `30d`, or remove `transition`",
+            );
+            return;
+        };
+        if let Some(retention) = s3.retention.and_then(|r| r.duration())
+            && after >= retention
+        {
+            self.error(
+                &path!["deliver", i, "transition", "after"],
+                format!(
+                    "`transition.after = \"{}\"` must be shorter than `retention = \"{}\"`: objects would be deleted before they move; shorten `after` or lengthen `retention`",
+                    transition.after,
+                    s3.retention.map(|r| r.to_string()).unwrap_or_default()
+                ),
+            );
+        }
+        if s3.storage_class == Some(transition.storage_class) {
+            self.error(
+                &path!["deliver", i, "transition", "storage_class"],
+                format!(
+                    "objects are already written in `{}`: transition to another class, or remove `transition`",
+                    transition.storage_class.as_str()
+                ),
+            );
+        }
+        if s3.immutable {
+            // A copy onto a locked object makes a new version; the locked one would stay
+            // behind in the old class, paid for until its lock ends.
+            self.error(
+                &path!["deliver", i, "transition"],
+                "`transition` cannot move objects locked by `immutable = true` (the copy leaves the locked version behind); remove `transition` and use a bucket lifecycle rule instead",
+            );
+        }
+    }
+
     fn error(&mut self, path: &[Seg], message: impl Into<String>) {
         let d = self.source.error_at(path, Part::Value, message);
         self.diags.push(d);
@@ -758,6 +804,9 @@ impl Checks<'_, '_> {
                             "`immutable = true` locks each object for the retention period: set `retention`, such as `7y`",
                         );
                     }
+                    if let Some(transition) = &s3.transition {
+                        self.s3_transition(i, s3, transition);
+                    }
                 }
                 DeliverDef::Gcs(gcs) => {
                     use super::export::{GCS_STORAGE_CLASSES, one_of};
@@ -1105,6 +1154,83 @@ subject = "Weekly {{week}}"
         for (fields, to) in quiet {
             assert_eq!(lint(fields, to), Vec::<String>::new(), "{fields}");
         }
+    }
+
+    #[test]
+    fn s3_transition_must_come_before_retention_and_change_the_class() {
+        let daemon: DaemonConfig =
+            toml::from_str("[connections.archive]\ntype = \"s3\"\nregion = \"us-east-1\"\n")
+                .unwrap();
+        let check = |extra: &str| {
+            let text = format!(
+                "window = \"previous_day\"\n[[deliver]]\nto = \"s3\"\nconnection = \"archive\"\n\
+                 bucket = \"b\"\npath = \"d/{{{{date}}}}.csv\"\n{extra}"
+            );
+            let (spec, diags) = check_export("x", Path::new("x.toml"), &text, &daemon);
+            (
+                spec,
+                diags.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            )
+        };
+        let good =
+            "retention = \"90d\"\ntransition = { after = \"30d\", storage_class = \"GLACIER\" }\n";
+        let (spec, diags) = check(good);
+        assert!(diags.is_empty(), "{diags:?}");
+        let Some(DeliverDef::S3(s3)) = spec.map(|s| s.destinations[0].def.clone()) else {
+            panic!("an S3 destination");
+        };
+        let transition = s3.transition.unwrap();
+        assert_eq!(transition.after.to_string(), "30d");
+        assert_eq!(transition.storage_class.as_str(), "GLACIER");
+        // No retention: objects move and stay.
+        assert!(
+            check("transition = { after = \"30d\", storage_class = \"DEEP_ARCHIVE\" }\n")
+                .1
+                .is_empty()
+        );
+
+        let (spec, diags) = check(
+            "retention = \"30d\"\ntransition = { after = \"30d\", storage_class = \"GLACIER\" }\n",
+        );
+        assert!(spec.is_none());
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert!(
+            diags[0].starts_with("x.toml:8:24: error: `transition.after = \"30d\"` must be shorter than `retention = \"30d\"`"),
+            "{diags:?}"
+        );
+        assert!(diags[0].contains("shorten `after` or lengthen `retention`"));
+
+        let (_, diags) = check(
+            "storage_class = \"GLACIER\"\ntransition = { after = \"30d\", storage_class = \"GLACIER\" }\n",
+        );
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert!(diags[0].contains("x.toml:8:"), "{diags:?}");
+        assert!(
+            diags[0].contains("already written in `GLACIER`"),
+            "{diags:?}"
+        );
+
+        let (_, diags) = check("transition = { after = \"never\", storage_class = \"GLACIER\" }\n");
+        assert!(diags[0].contains("never moves anything"), "{diags:?}");
+
+        let (_, diags) = check(
+            "immutable = true\nretention = \"7y\"\ntransition = { after = \"30d\", storage_class = \"GLACIER\" }\n",
+        );
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert!(diags[0].contains("bucket lifecycle rule"), "{diags:?}");
+
+        let (_, diags) = check("transition = { after = \"30 days\", storage_class = \"COLD\" }\n");
+        assert!(
+            diags
+                .iter()
+                .any(|d| d.contains("x.toml:7:24") && d.contains("invalid retention `30 days`")),
+            "{diags:?}"
+        );
+        assert!(
+            diags.iter().any(|d| d.contains("x.toml:7:51")
+                && d.contains("`COLD` is not a valid `storage_class`")),
+            "{diags:?}"
+        );
     }
 
     #[test]

@@ -1000,10 +1000,12 @@ impl Daemon {
         match report {
             Ok(report) => {
                 let skipped = report.skipped().count();
-                if report.deleted() > 0 || skipped > 0 {
+                if report.deleted() > 0 || skipped > 0 || !report.transitions.is_empty() {
                     info!(
                         deleted = report.deleted(),
                         skipped,
+                        transitioned = report.transitioned(),
+                        not_transitioned = report.transitions_skipped().count(),
                         kept_by_keep_last = report.kept_by_keep_last,
                         deferred = report.deferred,
                         expired_runs = report.expired_runs.len(),

@@ -191,7 +191,13 @@ pub trait Destination: Send + Sync {
         Ok(None)
     }
 
-    /// Whether the destination takes whole runs ([`Destination::send_run`]) instead of objects.
+    /// Moves the object under `key` to `storage_class` in place (S3: a copy onto itself in the
+    /// new class). `Ok(false)` where the destination has no storage classes to move between.
+    fn transition(&self, key: &str, storage_class: &str) -> Result<bool, Error> {
+        let _ = (key, storage_class);
+        Ok(false)
+    }
+
     /// A URL that downloads `key` without credentials until `lifetime` runs out (an S3
     /// presigned GET), or `None` where the destination has no such thing.
     fn presigned_get(
@@ -203,6 +209,7 @@ pub trait Destination: Send + Sync {
         Ok(None)
     }
 
+    /// Whether the destination takes whole runs ([`Destination::send_run`]) instead of objects.
     fn takes_whole_runs(&self) -> bool {
         false
     }

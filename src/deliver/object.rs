@@ -14,9 +14,7 @@
 
 use super::{Delivered, Destination, Error, ObjectInfo, Upload, block_on};
 use crate::config::daemon::{AzureConnection, S3Connection, endpoint_problem};
-use crate::config::export::{
-    AZURE_ACCESS_TIERS, AzureDeliver, S3Deliver, S3Encryption, S3StorageClass, one_of,
-};
+use crate::config::export::{AZURE_ACCESS_TIERS, AzureDeliver, S3Deliver, S3Encryption, one_of};
 use bytes::{Bytes, BytesMut};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::MicrosoftAzureBuilder;
@@ -51,6 +49,43 @@ pub struct ObjectDestination {
     attributes: Attributes,
     /// Presigns download URLs (S3 only: object_store cannot sign Azure SAS URLs with a key).
     signer: Option<Arc<object_store::aws::AmazonS3>>,
+    /// S3 only: what builds the clients that move objects between storage classes, and those
+    /// built so far, by class.
+    transitions: Option<Transitions>,
+}
+
+/// object_store cannot set a storage class on a copy, so each target class gets its own
+/// client whose every request carries `x-amz-storage-class` (like the Object Lock writer).
+#[derive(Debug)]
+struct Transitions {
+    builder: AmazonS3Builder,
+    options: ClientOptions,
+    clients: std::sync::Mutex<std::collections::HashMap<String, Arc<dyn ObjectStore>>>,
+}
+
+impl Transitions {
+    fn client(&self, storage_class: &str) -> Result<Arc<dyn ObjectStore>, Error> {
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(client) = clients.get(storage_class) {
+            return Ok(client.clone());
+        }
+        let mut headers = object_store::HeaderMap::new();
+        let value = object_store::HeaderValue::from_str(storage_class)
+            .map_err(|_| Error::Config(format!("invalid storage class `{storage_class}`")))?;
+        headers.insert("x-amz-storage-class", value);
+        let client: Arc<dyn ObjectStore> = Arc::new(
+            self.builder
+                .clone()
+                .with_client_options(self.options.clone().with_default_headers(headers))
+                .build()
+                .map_err(|e| build_error("s3", e))?,
+        );
+        clients.insert(storage_class.to_owned(), client.clone());
+        Ok(client)
+    }
 }
 
 impl ObjectDestination {
@@ -101,7 +136,7 @@ impl ObjectDestination {
         }
         let mut attributes = Attributes::new();
         if let Some(class) = def.storage_class {
-            attributes.insert(Attribute::StorageClass, s3_storage_class(class).into());
+            attributes.insert(Attribute::StorageClass, class.as_str().into());
         }
         let s3 = Arc::new(
             builder
@@ -116,9 +151,10 @@ impl ObjectDestination {
             // whose every request carries it; only uploads use that client.
             Some(headers) => Arc::new(
                 builder
+                    .clone()
                     // S3 requires a checksum on every request that sets a retention.
                     .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
-                    .with_client_options(options.with_default_headers(headers))
+                    .with_client_options(options.clone().with_default_headers(headers))
                     .build()
                     .map_err(|e| build_error("s3", e))?,
             ) as Arc<dyn ObjectStore>,
@@ -130,6 +166,11 @@ impl ObjectDestination {
             writer,
             attributes,
             signer: Some(s3),
+            transitions: Some(Transitions {
+                builder,
+                options,
+                clients: Default::default(),
+            }),
         })
     }
 
@@ -171,6 +212,7 @@ impl ObjectDestination {
             store,
             attributes,
             signer: None,
+            transitions: None,
         })
     }
 
@@ -303,6 +345,19 @@ impl Destination for ObjectDestination {
         }
     }
 
+    fn transition(&self, key: &str, storage_class: &str) -> Result<bool, Error> {
+        let Some(transitions) = &self.transitions else {
+            return Ok(false);
+        };
+        let path = self.path(key)?;
+        let client = transitions.client(storage_class)?;
+        // CopyObject onto itself with a new storage class: same bytes and metadata (the copy
+        // keeps them by default), new class. S3 copies up to 5 GB in one request; a bigger
+        // object fails here and is reported, the sweep retrying it next time.
+        block_on(client.copy(&path, &path)).map_err(|e| self.remote(key, &e))?;
+        Ok(true)
+    }
+
     fn remove(&self, key: &str) -> Result<(), Error> {
         let path = self.path(key)?;
         match block_on(self.store.delete(&path)) {
@@ -414,18 +469,6 @@ fn object_lock_headers(def: &S3Deliver) -> Result<Option<object_store::HeaderMap
     // (`with_checksum_algorithm`) but not this header, which names it.
     headers.insert("x-amz-sdk-checksum-algorithm", value("SHA256")?);
     Ok(Some(headers))
-}
-
-fn s3_storage_class(class: S3StorageClass) -> &'static str {
-    match class {
-        S3StorageClass::Standard => "STANDARD",
-        S3StorageClass::StandardIa => "STANDARD_IA",
-        S3StorageClass::OnezoneIa => "ONEZONE_IA",
-        S3StorageClass::IntelligentTiering => "INTELLIGENT_TIERING",
-        S3StorageClass::Glacier => "GLACIER",
-        S3StorageClass::GlacierIr => "GLACIER_IR",
-        S3StorageClass::DeepArchive => "DEEP_ARCHIVE",
-    }
 }
 
 fn build_error(kind: &str, error: object_store::Error) -> Error {

@@ -357,6 +357,9 @@ pub struct Delivery {
     /// reach it again for deletion after its definition is gone. Empty for old entries.
     #[serde(skip)]
     pub location: String,
+    /// When retention moved it to the `transition` storage class; `None` while it has not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transitioned_at: Option<DateTime<Utc>>,
 }
 
 /// Stored objects and bytes of one export at one destination, for cost estimates.
@@ -393,6 +396,7 @@ impl Delivery {
             delivered_at: delivered.delivered_at,
             expires_at: None,
             location: String::new(),
+            transitioned_at: None,
         }
     }
 
@@ -556,6 +560,15 @@ pub trait StateStore: Send + Sync {
 
     /// Forgets a delivered object (after retention deleted it). Returns whether it was listed.
     fn remove_delivery(&self, destination: &str, key: &str) -> Result<bool, Error>;
+
+    /// Records that retention moved a delivered object to another storage class at `at`, so
+    /// it is moved once. Returns whether it was listed.
+    fn mark_transitioned(
+        &self,
+        destination: &str,
+        key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error>;
 
     /// Every export with entries in the ledger, defined or not (retention also sweeps the
     /// objects of removed definitions).
@@ -809,6 +822,7 @@ pub(crate) mod conformance {
             delivered_at: t(0, 4),
             expires_at: Some(t(30, 0)),
             location: r#"{"to":"local"}"#.into(),
+            transitioned_at: None,
         };
         s.record_deliveries(&[delivery.clone(), delivery.clone()])
             .unwrap();
@@ -862,6 +876,27 @@ pub(crate) mod conformance {
             })
             .unwrap();
         assert_eq!(recent.len(), 1);
+        assert!(s.mark_transitioned("local#0", "a.csv", t(31, 0)).unwrap());
+        assert!(
+            !s.mark_transitioned("local#0", "nope.csv", t(31, 0))
+                .unwrap()
+        );
+        let moved = s.deliveries_for_export("daily").unwrap().remove(0);
+        assert_eq!(moved.transitioned_at, Some(t(31, 0)));
+        assert_eq!(
+            Delivery {
+                transitioned_at: None,
+                ..moved
+            },
+            delivery,
+            "only the transition time changed"
+        );
+        // A re-delivery under the same name is a new object, in the class it was written in.
+        s.record_delivery(&delivery).unwrap();
+        assert_eq!(
+            s.deliveries_for_run(&first.id).unwrap()[0].transitioned_at,
+            None
+        );
         assert!(s.remove_delivery("local#0", "a.csv").unwrap());
         assert!(!s.remove_delivery("local#0", "a.csv").unwrap());
         assert_eq!(s.set_watermark("daily", t(5, 0)).unwrap(), t(5, 0));

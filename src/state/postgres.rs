@@ -99,6 +99,10 @@ CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
 CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
     FOR EACH STATEMENT EXECUTE FUNCTION exportd_audit_append_only()
 "#,
+    // 4: storage class transitions. When retention moved an object, so it is moved once.
+    r#"
+ALTER TABLE ledger ADD COLUMN transitioned_at INT8
+"#,
 ];
 
 /// Columns of `runs` in the order [`read_run`] decodes them.
@@ -107,7 +111,7 @@ const RUN_COLUMNS: &str = "id, export, nominal, window_start, window_end, state,
 
 /// Columns of `ledger` in the order [`read_delivery`] decodes them.
 const LEDGER_COLUMNS: &str = "export, run_id, destination, object_key, byte_count, sha256, \
-     delivered_at, expires_at, location";
+     delivered_at, expires_at, location, transitioned_at";
 
 /// The PostgreSQL state store.
 pub struct PostgresState {
@@ -272,6 +276,7 @@ fn read_delivery(r: &Row) -> Result<Delivery, Error> {
         delivered_at: time("delivered_at", get(r, 6)?)?,
         expires_at: opt_time("expires_at", get(r, 7)?)?,
         location: get(r, 8)?,
+        transitioned_at: opt_time("transitioned_at", get(r, 9)?)?,
     })
 }
 
@@ -449,6 +454,7 @@ impl StateStore for PostgresState {
                     ms(d.delivered_at).into(),
                     d.expires_at.map(ms).into(),
                     d.location.as_str().into(),
+                    d.transitioned_at.map(ms).into(),
                 ]
             })
             .collect();
@@ -459,8 +465,8 @@ impl StateStore for PostgresState {
                     .prepare(
                         "INSERT INTO ledger
                            (destination, object_key, export, run_id, byte_count, sha256,
-                            delivered_at, expires_at, location)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                            delivered_at, expires_at, location, transitioned_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                          ON CONFLICT (destination, object_key) DO UPDATE SET
                            export = excluded.export,
                            run_id = excluded.run_id,
@@ -468,7 +474,8 @@ impl StateStore for PostgresState {
                            sha256 = excluded.sha256,
                            delivered_at = excluded.delivered_at,
                            expires_at = excluded.expires_at,
-                           location = excluded.location",
+                           location = excluded.location,
+                   transitioned_at = excluded.transitioned_at",
                     )
                     .await?;
                 for row in &rows {
@@ -506,6 +513,23 @@ impl StateStore for PostgresState {
         let n = self.call(move |c| async move {
             c.execute(
                 "DELETE FROM ledger WHERE destination = $1 AND object_key = $2",
+                &refs(&params),
+            )
+            .await
+        })?;
+        Ok(n > 0)
+    }
+
+    fn mark_transitioned(
+        &self,
+        destination: &str,
+        key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let params: Vec<Param> = vec![destination.into(), key.into(), ms(at).into()];
+        let n = self.call(move |c| async move {
+            c.execute(
+                "UPDATE ledger SET transitioned_at = $3 WHERE destination = $1 AND object_key = $2",
                 &refs(&params),
             )
             .await

@@ -105,6 +105,10 @@ CREATE TABLE claims (
     done INTEGER NOT NULL DEFAULT 0
 );
 "#,
+    // 6: storage class transitions. When retention moved an object, so it is moved once.
+    r#"
+ALTER TABLE ledger ADD COLUMN transitioned_at INTEGER;
+"#,
 ];
 
 /// Columns of `runs` in the order [`read_run`] decodes them.
@@ -113,7 +117,7 @@ const RUN_COLUMNS: &str = "id, export, nominal, window_start, window_end, state,
 
 /// Columns of `ledger` in the order [`read_delivery`] decodes them.
 const LEDGER_COLUMNS: &str = "export, run_id, destination, object_key, byte_count, sha256, \
-     delivered_at, expires_at, location";
+     delivered_at, expires_at, location, transitioned_at";
 
 /// The SQLite state store.
 #[derive(Debug)]
@@ -278,6 +282,10 @@ fn read_delivery(r: &Row<'_>) -> Result<Delivery, Error> {
             .map(|t| time("expires_at", t))
             .transpose()?,
         location: r.get(8)?,
+        transitioned_at: r
+            .get::<_, Option<i64>>(9)?
+            .map(|t| time("transitioned_at", t))
+            .transpose()?,
     })
 }
 
@@ -437,8 +445,8 @@ impl StateStore for SqliteState {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO ledger
                    (destination, object_key, export, run_id, byte_count, sha256, delivered_at,
-                    expires_at, location)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                    expires_at, location, transitioned_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (destination, object_key) DO UPDATE SET
                    export = excluded.export,
                    run_id = excluded.run_id,
@@ -446,7 +454,8 @@ impl StateStore for SqliteState {
                    sha256 = excluded.sha256,
                    delivered_at = excluded.delivered_at,
                    expires_at = excluded.expires_at,
-                   location = excluded.location",
+                   location = excluded.location,
+                   transitioned_at = excluded.transitioned_at",
             )?;
             for d in deliveries {
                 stmt.execute(params![
@@ -459,6 +468,7 @@ impl StateStore for SqliteState {
                     ms(d.delivered_at),
                     d.expires_at.map(ms),
                     d.location,
+                    d.transitioned_at.map(ms),
                 ])?;
             }
         }
@@ -490,6 +500,19 @@ impl StateStore for SqliteState {
         let n = self.conn().execute(
             "DELETE FROM ledger WHERE destination = ?1 AND object_key = ?2",
             [destination, key],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn mark_transitioned(
+        &self,
+        destination: &str,
+        key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let n = self.conn().execute(
+            "UPDATE ledger SET transitioned_at = ?3 WHERE destination = ?1 AND object_key = ?2",
+            params![destination, key, ms(at)],
         )?;
         Ok(n > 0)
     }
@@ -816,6 +839,7 @@ mod tests {
             delivered_at: at,
             expires_at: None,
             location: String::new(),
+            transitioned_at: None,
         }
     }
 

@@ -490,3 +490,194 @@ fn gcs_retention_deletes_expired_objects_and_spares_foreign_changed_and_protecte
 fn azure_retention_deletes_expired_objects_and_spares_foreign_changed_and_protected_ones() {
     remote_sweep(&Azure, "azure");
 }
+
+/// The storage class, size and ETag of an object, read back by boto3.
+fn s3_head(key: &str) -> (String, u64, String) {
+    s3_head_in(&service("EXPORTD_TEST_S3_BUCKET"), key)
+}
+
+fn s3_head_in(bucket: &str, key: &str) -> (String, u64, String) {
+    let head: serde_json::Value =
+        serde_json::from_str(&S3::probe(&["head", bucket, key])).expect("head JSON");
+    (
+        head["storage_class"].as_str().expect("a class").to_owned(),
+        head["size"].as_u64().expect("a size"),
+        head["etag"].as_str().expect("an ETag").to_owned(),
+    )
+}
+
+#[test]
+fn s3_transition_moves_old_ledger_objects_to_glacier_once_and_leaves_foreign_ones() {
+    let prefix = format!("transition-{}-{}", std::process::id(), unique_nanos());
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.path().join("exportd.toml"),
+        format!("[retention]\nkeep_last = 1\n{}", S3.connection()),
+    )
+    .expect("exportd.toml");
+    let definition = format!(
+        "schedule = \"daily at 02:00\"\nwindow = \"previous_day\"\n[format]\ntype = \"csv\"\n[[deliver]]\n{}retention = \"90d\"\ntransition = {{ after = \"30d\", storage_class = \"GLACIER\" }}\n",
+        S3.deliver(&prefix)
+    );
+    ws.ingest(FOUR_DAYS).definition("daily", &definition);
+    ws.export("daily", "2024-01-14T02:00:00Z").success();
+    ws.export("daily", "2024-01-15T02:00:00Z").success();
+    age_run(&ws, "daily/20240114T020000Z", 40);
+    let old = [
+        format!("{prefix}/2024-01-13/_manifest.json"),
+        format!("{prefix}/2024-01-13/leads.csv"),
+    ];
+    let young = format!("{prefix}/2024-01-14/leads.csv");
+    // Someone else's object among the old ones: not in the ledger, never moved.
+    let foreign = format!("{prefix}/2024-01-13/notes.txt");
+    S3.write(&foreign, "not exportd's\n");
+    let before: Vec<(String, u64, String)> = old.iter().map(|k| s3_head(k)).collect();
+    assert!(
+        before.iter().all(|(class, _, _)| class == "STANDARD"),
+        "{before:?}"
+    );
+
+    let dry = ws
+        .exportd()
+        .args(["retention", "--dry-run"])
+        .run()
+        .success();
+    assert!(
+        dry.stdout
+            .contains("would transition 2 object(s) to another storage class; 0 not transitioned"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.contains("would transition to GLACIER"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(s3_head(&old[1]).0, "STANDARD", "a dry run moves nothing");
+    assert_eq!(
+        sql_run(
+            &ws,
+            "SELECT count(*) FROM ledger WHERE transitioned_at IS NOT NULL;"
+        ),
+        "0\n"
+    );
+
+    let swept = ws.exportd().args(["retention"]).run().success();
+    assert!(
+        swept
+            .stdout
+            .contains("transitioned 2 object(s) to another storage class; 0 not transitioned"),
+        "{}",
+        swept.stdout
+    );
+    assert!(
+        swept.stdout.contains("deleted 0 object(s)"),
+        "{}",
+        swept.stdout
+    );
+    for (key, (_, size, etag)) in old.iter().zip(&before) {
+        let (class, now_size, now_etag) = s3_head(key);
+        assert_eq!(class, "GLACIER", "{key}");
+        assert_eq!(
+            (now_size, &now_etag),
+            (*size, etag),
+            "{key}: same bytes (an unchanged MD5 ETag), another class"
+        );
+    }
+    assert_eq!(s3_head(&young).0, "STANDARD", "too young to move");
+    assert_eq!(s3_head(&foreign).0, "STANDARD", "not in the ledger");
+    assert_eq!(
+        sql_run(
+            &ws,
+            "SELECT count(*) FROM ledger WHERE transitioned_at IS NOT NULL;"
+        ),
+        "2\n"
+    );
+    let audited = "SELECT count(*) FROM audit WHERE action = 'retention' \
+                   AND outcome = 'transitioned to GLACIER';";
+    assert_eq!(sql_run(&ws, audited), "2\n");
+
+    let again = ws.exportd().args(["retention"]).run().success();
+    assert!(
+        !again.stdout.contains("transition"),
+        "moved once: {}",
+        again.stdout
+    );
+    assert_eq!(sql_run(&ws, audited), "2\n");
+
+    // Past retention, the archived objects are deleted on their size alone (an archive
+    // class cannot be read back to hash it); the foreign one stays.
+    age_run(&ws, "daily/20240114T020000Z", 60);
+    let expired = ws.exportd().args(["retention"]).run().success();
+    assert!(
+        expired.stdout.contains("deleted 2 object(s); 0 skipped"),
+        "{}",
+        expired.stdout
+    );
+    assert_eq!(
+        S3.list(&prefix),
+        [
+            "2024-01-13/notes.txt",
+            "2024-01-14/_manifest.json",
+            "2024-01-14/leads.csv"
+        ]
+    );
+}
+
+#[test]
+fn s3_transition_reaches_each_export_s_own_bucket() {
+    // Two exports whose first destination has the same ledger name (`s3#0`) but another
+    // bucket: each object must be looked for, and moved, where its own export put it.
+    let second = "exportd-transition-second";
+    S3::probe(&["mkbucket", second]);
+    let prefix = format!("transition-two-{}-{}", std::process::id(), unique_nanos());
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.path().join("exportd.toml"),
+        format!("[retention]\nkeep_last = 0\n{}", S3.connection()),
+    )
+    .expect("exportd.toml");
+    let definition = |bucket: &str, name: &str| {
+        format!(
+            "schedule = \"daily at 02:00\"\nwindow = \"previous_day\"\n[format]\ntype = \"csv\"\n[[deliver]]\nto = \"s3\"\nconnection = \"remote\"\nbucket = \"{bucket}\"\npath = \"{prefix}/{name}/{{{{date}}}}.csv\"\nretention = \"90d\"\ntransition = {{ after = \"30d\", storage_class = \"GLACIER\" }}\n"
+        )
+    };
+    ws.ingest(FOUR_DAYS)
+        .definition("a", &definition(&service("EXPORTD_TEST_S3_BUCKET"), "a"))
+        .definition("b", &definition(second, "b"));
+    ws.export("a", "2024-01-14T02:00:00Z").success();
+    ws.export("b", "2024-01-14T02:00:00Z").success();
+    age_run(&ws, "a/20240114T020000Z", 40);
+    age_run(&ws, "b/20240114T020000Z", 40);
+
+    let swept = ws.exportd().args(["retention"]).run().success();
+    assert!(
+        swept
+            .stdout
+            .contains("transitioned 4 object(s) to another storage class; 0 not transitioned"),
+        "{}",
+        swept.stdout
+    );
+    assert_eq!(s3_head(&format!("{prefix}/a/2024-01-13.csv")).0, "GLACIER");
+    assert_eq!(
+        s3_head_in(second, &format!("{prefix}/b/2024-01-13.csv")).0,
+        "GLACIER"
+    );
+
+    // Deletion looks in the right bucket too: nothing is taken for "already gone".
+    age_run(&ws, "a/20240114T020000Z", 60);
+    age_run(&ws, "b/20240114T020000Z", 60);
+    let swept = ws.exportd().args(["retention"]).run().success();
+    assert!(
+        swept.stdout.contains("deleted 4 object(s); 0 skipped"),
+        "{}",
+        swept.stdout
+    );
+    for bucket in [service("EXPORTD_TEST_S3_BUCKET").as_str(), second] {
+        assert_eq!(
+            S3::probe(&["list", bucket, &format!("{prefix}/")]).trim(),
+            "[]",
+            "{bucket}"
+        );
+    }
+}

@@ -5,6 +5,7 @@ usage: s3_probe.py ENDPOINT head BUCKET KEY          -> JSON of the object's hea
        s3_probe.py ENDPOINT list BUCKET PREFIX       -> JSON list of keys
        s3_probe.py ENDPOINT uploads BUCKET           -> JSON count of unfinished multipart uploads
        s3_probe.py ENDPOINT put BUCKET KEY FILE      -> uploads FILE as KEY (a foreign or edited object)
+       s3_probe.py ENDPOINT mkbucket BUCKET          -> creates BUCKET unless it exists
 """
 import json, sys
 import boto3
@@ -31,3 +32,8 @@ elif command == "uploads":
     print(json.dumps(len(s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []))))
 elif command == "put":
     s3.upload_file(rest[1], bucket, rest[0])
+elif command == "mkbucket":
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
