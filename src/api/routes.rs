@@ -266,55 +266,69 @@ async fn run_detail(state: ApiState, id: String) -> Result<Json<RunDetail>, ApiE
     })
 }
 
+/// Sends the event loop a request made by `event` and waits up to `timeout` for its answer. A
+/// loop that is gone or drops the reply is shutting down: 503, like one that does not answer.
+async fn ask_daemon<T>(
+    state: &ApiState,
+    timeout: Duration,
+    event: impl FnOnce(tokio::sync::oneshot::Sender<T>) -> Event,
+) -> Result<T, ApiError> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    state
+        .events
+        .send(event(reply))
+        .map_err(|_| shutting_down())?;
+    match tokio::time::timeout(timeout, answer).await {
+        Err(_) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the daemon did not answer within {} s (it may be reconciling many definitions or deleting many objects); try again, and check the exportd log if it persists",
+                timeout.as_secs()
+            ),
+        )),
+        Ok(Err(_)) => Err(shutting_down()),
+        Ok(Ok(answer)) => Ok(answer),
+    }
+}
+
+fn shutting_down() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the daemon is shutting down and starts no new runs; try again after it restarts",
+    )
+}
+
+/// 202 with the run's id and status URL. The loop may answer with the bare RUNID; the API
+/// always speaks `EXPORT/RUNID`, the id `GET /v1/runs/{id}` and the state store use.
+fn accepted(export: &str, run_id: String) -> Response {
+    let run_id = if run_id.contains('/') {
+        run_id
+    } else {
+        format!("{export}/{run_id}")
+    };
+    let status_url = format!("/v1/runs/{run_id}");
+    (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, status_url.clone())],
+        Json(Triggered { run_id, status_url }),
+    )
+        .into_response()
+}
+
 async fn trigger(
     State(state): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     caller.require(&state, Permission::Schedule)?;
-    let shutting_down = || {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the daemon is shutting down and starts no new runs; try again after it restarts",
-        )
-    };
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    let event = Event::Trigger {
-        export: name.clone(),
+    let export = name.clone();
+    let answer = ask_daemon(&state, TRIGGER_TIMEOUT, |reply| Event::Trigger {
+        export,
         reply,
-    };
-    state.events.send(event).map_err(|_| shutting_down())?;
-    let answer = match tokio::time::timeout(TRIGGER_TIMEOUT, answer).await {
-        Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "the daemon did not answer within {} s (it may be reconciling many definitions); try again, and check the exportd log if it persists",
-                    TRIGGER_TIMEOUT.as_secs()
-                ),
-            ));
-        }
-        // The loop dropped the reply without answering: it is exiting.
-        Ok(Err(_)) => return Err(shutting_down()),
-        Ok(Ok(answer)) => answer,
-    };
+    })
+    .await?;
     match answer {
-        Ok(run_id) => {
-            // The loop may answer with the bare RUNID; the API always speaks `EXPORT/RUNID`,
-            // the id `GET /v1/runs/{id}` and the state store use.
-            let run_id = if run_id.contains('/') {
-                run_id
-            } else {
-                format!("{name}/{run_id}")
-            };
-            let status_url = format!("/v1/runs/{run_id}");
-            Ok((
-                StatusCode::ACCEPTED,
-                [(header::LOCATION, status_url.clone())],
-                Json(Triggered { run_id, status_url }),
-            )
-                .into_response())
-        }
+        Ok(run_id) => Ok(accepted(&name, run_id)),
         Err(TriggerError::UnknownExport(_)) => {
             // Known to the registry but not runnable: a file that never had a valid version.
             let stalled = read(&state).exports.contains_key(&name);
@@ -360,28 +374,21 @@ async fn set_suspended(
     suspend: bool,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(&state, Permission::Schedule)?;
-    let unavailable = || {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the daemon did not answer (it is shutting down or busy); try again",
-        )
-    };
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    let event = Event::Suspend {
-        export: name.clone(),
+    let export = name.clone();
+    let answer = ask_daemon(&state, TRIGGER_TIMEOUT, |reply| Event::Suspend {
+        export,
         suspend,
         reply,
-    };
-    state.events.send(event).map_err(|_| unavailable())?;
-    match tokio::time::timeout(TRIGGER_TIMEOUT, answer).await {
-        Ok(Ok(Ok(changed))) => Ok(Json(
+    })
+    .await?;
+    match answer {
+        Ok(changed) => Ok(Json(
             serde_json::json!({ "export": name, "suspended": suspend, "changed": changed }),
         )),
-        Ok(Ok(Err(SuspendError::UnknownExport(_)))) => Err(unknown_export(&name)),
-        Ok(Ok(Err(e @ SuspendError::SuspendedInFile(_)))) => {
+        Err(SuspendError::UnknownExport(_)) => Err(unknown_export(&name)),
+        Err(e @ SuspendError::SuspendedInFile(_)) => {
             Err(ApiError::new(StatusCode::CONFLICT, e.to_string()))
         }
-        Ok(Err(_)) | Err(_) => Err(unavailable()),
     }
 }
 
@@ -435,47 +442,15 @@ async fn adhoc(
             "`{name}` is not a valid export name: use letters, digits, `-` and `_` in `name`"
         )));
     }
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    let shutting_down = || {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the daemon is shutting down and starts no new runs; try again after it restarts",
-        )
-    };
-    let event = Event::Adhoc {
-        name: name.clone(),
+    let adhoc_name = name.clone();
+    let answer = ask_daemon(&state, TRIGGER_TIMEOUT, |reply| Event::Adhoc {
+        name: adhoc_name,
         definition: request.definition,
         reply,
-    };
-    state.events.send(event).map_err(|_| shutting_down())?;
-    let answer = match tokio::time::timeout(TRIGGER_TIMEOUT, answer).await {
-        Err(_) => {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "the daemon did not answer within {} s; try again, and check the exportd log if it persists",
-                    TRIGGER_TIMEOUT.as_secs()
-                ),
-            ));
-        }
-        Ok(Err(_)) => return Err(shutting_down()),
-        Ok(Ok(answer)) => answer,
-    };
+    })
+    .await?;
     match answer {
-        Ok(run_id) => {
-            let run_id = if run_id.contains('/') {
-                run_id
-            } else {
-                format!("{name}/{run_id}")
-            };
-            let status_url = format!("/v1/runs/{run_id}");
-            Ok((
-                StatusCode::ACCEPTED,
-                [(header::LOCATION, status_url.clone())],
-                Json(Triggered { run_id, status_url }),
-            )
-                .into_response())
-        }
+        Ok(run_id) => Ok(accepted(&name, run_id)),
         Err(e @ AdhocError::Invalid(_)) => Err(ApiError::bad_request(format!(
             "{e}\nfix the definition (`exportd validate` reports the same errors for a file) and send it again"
         ))),
@@ -635,28 +610,21 @@ async fn delete_files(
             "no run `{id}`: GET /v1/runs?export=EXPORT lists the runs of an export"
         )));
     }
-    let unavailable = |what: &str| {
+    let run_id = id.clone();
+    let actor = caller.0.name.clone();
+    let report = ask_daemon(&state, DELETE_TIMEOUT, |reply| Event::DeleteRun {
+        export,
+        run_id,
+        actor,
+        reply,
+    })
+    .await?
+    .map_err(|e| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("{what}; GET /v1/runs/{id} shows what is left, and DELETE again finishes it"),
+            format!("the deletion failed: {e}; GET /v1/runs/{id} shows what is left, and DELETE again finishes it"),
         )
-    };
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    let event = Event::DeleteRun {
-        export,
-        run_id: id.clone(),
-        actor: caller.0.name.clone(),
-        reply,
-    };
-    state
-        .events
-        .send(event)
-        .map_err(|_| unavailable("the daemon is shutting down"))?;
-    let report = match tokio::time::timeout(DELETE_TIMEOUT, answer).await {
-        Ok(Ok(Ok(report))) => report,
-        Ok(Ok(Err(e))) => return Err(unavailable(&format!("the deletion failed: {e}"))),
-        Ok(Err(_)) | Err(_) => return Err(unavailable("the deletion is still going on")),
-    };
+    })?;
     let skipped = report.skipped().count();
     let status = if skipped > 0 {
         StatusCode::CONFLICT

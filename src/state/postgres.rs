@@ -161,6 +161,22 @@ impl PostgresState {
         rows.iter().map(read_delivery).collect()
     }
 
+    /// Runs one statement once per row of parameters, all in one transaction.
+    fn execute_each(&self, sql: &'static str, rows: Vec<Vec<Param>>) -> Result<(), Error> {
+        self.call(move |c| async move {
+            c.batch_execute("BEGIN").await?;
+            let work = async {
+                let stmt = c.prepare(sql).await?;
+                for row in &rows {
+                    c.execute(&stmt, &refs(row)).await?;
+                }
+                Ok(())
+            }
+            .await;
+            finish_transaction(&c, work).await
+        })
+    }
+
     fn run_by_id(&self, id: &str) -> Result<Option<RunRecord>, Error> {
         Ok(self
             .runs(
@@ -458,12 +474,8 @@ impl StateStore for PostgresState {
                 ]
             })
             .collect();
-        self.call(move |c| async move {
-            c.batch_execute("BEGIN").await?;
-            let work = async {
-                let stmt = c
-                    .prepare(
-                        "INSERT INTO ledger
+        self.execute_each(
+            "INSERT INTO ledger
                            (destination, object_key, export, run_id, byte_count, sha256,
                             delivered_at, expires_at, location, transitioned_at)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -476,16 +488,8 @@ impl StateStore for PostgresState {
                            expires_at = excluded.expires_at,
                            location = excluded.location,
                    transitioned_at = excluded.transitioned_at",
-                    )
-                    .await?;
-                for row in &rows {
-                    c.execute(&stmt, &refs(row)).await?;
-                }
-                Ok(())
-            }
-            .await;
-            finish_transaction(&c, work).await
-        })
+            rows,
+        )
     }
 
     fn deliveries_for_run(&self, run_id: &str) -> Result<Vec<Delivery>, Error> {
@@ -551,23 +555,11 @@ impl StateStore for PostgresState {
                 ]
             })
             .collect();
-        self.call(move |c| async move {
-            c.batch_execute("BEGIN").await?;
-            let work = async {
-                let stmt = c
-                    .prepare(
-                        "INSERT INTO audit (at, actor, role, action, target, outcome)
+        self.execute_each(
+            "INSERT INTO audit (at, actor, role, action, target, outcome)
                          VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .await?;
-                for row in &rows {
-                    c.execute(&stmt, &refs(row)).await?;
-                }
-                Ok(())
-            }
-            .await;
-            finish_transaction(&c, work).await
-        })
+            rows,
+        )
     }
 
     fn audit_log(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, Error> {
@@ -709,18 +701,7 @@ impl StateStore for PostgresState {
             .iter()
             .map(|(e, s)| vec![e.as_str().into(), s.as_str().into(), ms(at).into()])
             .collect();
-        self.call(move |c| async move {
-            c.batch_execute("BEGIN").await?;
-            let work = async {
-                let stmt = c.prepare(SET_REVISION).await?;
-                for row in &rows {
-                    c.execute(&stmt, &refs(row)).await?;
-                }
-                Ok(())
-            }
-            .await;
-            finish_transaction(&c, work).await
-        })
+        self.execute_each(SET_REVISION, rows)
     }
 
     fn last_nominals(&self) -> Result<BTreeMap<String, DateTime<Utc>>, Error> {

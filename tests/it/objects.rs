@@ -140,7 +140,8 @@ fn sha256_file(path: &Path) -> String {
 
 // --- independent readers -----------------------------------------------------------------
 
-fn s3_probe(args: &[&str]) -> String {
+/// Runs tests/services/s3_probe.py (boto3) against the S3 test server.
+pub(crate) fn s3_probe(args: &[&str]) -> String {
     let output = Command::new(service("EXPORTD_TEST_S3_PYTHON"))
         .arg(crate::util::repo_root().join("tests/services/s3_probe.py"))
         .arg(service("EXPORTD_TEST_S3_ENDPOINT"))

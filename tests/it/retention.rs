@@ -150,23 +150,6 @@ trait Remote {
 
 struct S3;
 
-impl S3 {
-    fn probe(args: &[&str]) -> String {
-        let output = std::process::Command::new(service("EXPORTD_TEST_S3_PYTHON"))
-            .arg(crate::util::repo_root().join("tests/services/s3_probe.py"))
-            .arg(service("EXPORTD_TEST_S3_ENDPOINT"))
-            .args(args)
-            .output()
-            .expect("running s3_probe.py");
-        assert!(
-            output.status.success(),
-            "s3_probe {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).expect("UTF-8")
-    }
-}
-
 impl Remote for S3 {
     fn connection(&self) -> String {
         format!(
@@ -192,7 +175,7 @@ secret_access_key = {{ env = "EXPORTD_TEST_S3_SECRET_ACCESS_KEY" }}
     }
 
     fn list(&self, prefix: &str) -> Vec<String> {
-        let keys: Vec<String> = serde_json::from_str(&S3::probe(&[
+        let keys: Vec<String> = serde_json::from_str(&crate::objects::s3_probe(&[
             "list",
             &service("EXPORTD_TEST_S3_BUCKET"),
             &format!("{prefix}/"),
@@ -209,7 +192,7 @@ secret_access_key = {{ env = "EXPORTD_TEST_S3_SECRET_ACCESS_KEY" }}
     fn write(&self, key: &str, text: &str) {
         let file = tempfile::NamedTempFile::new().expect("temp file");
         std::fs::write(file.path(), text).expect("write");
-        S3::probe(&[
+        crate::objects::s3_probe(&[
             "put",
             &service("EXPORTD_TEST_S3_BUCKET"),
             key,
@@ -498,7 +481,7 @@ fn s3_head(key: &str) -> (String, u64, String) {
 
 fn s3_head_in(bucket: &str, key: &str) -> (String, u64, String) {
     let head: serde_json::Value =
-        serde_json::from_str(&S3::probe(&["head", bucket, key])).expect("head JSON");
+        serde_json::from_str(&crate::objects::s3_probe(&["head", bucket, key])).expect("head JSON");
     (
         head["storage_class"].as_str().expect("a class").to_owned(),
         head["size"].as_u64().expect("a size"),
@@ -629,7 +612,7 @@ fn s3_transition_reaches_each_export_s_own_bucket() {
     // Two exports whose first destination has the same ledger name (`s3#0`) but another
     // bucket: each object must be looked for, and moved, where its own export put it.
     let second = "exportd-transition-second";
-    S3::probe(&["mkbucket", second]);
+    crate::objects::s3_probe(&["mkbucket", second]);
     let prefix = format!("transition-two-{}-{}", std::process::id(), unique_nanos());
     let ws = Workspace::new();
     std::fs::write(
@@ -675,7 +658,7 @@ fn s3_transition_reaches_each_export_s_own_bucket() {
     );
     for bucket in [service("EXPORTD_TEST_S3_BUCKET").as_str(), second] {
         assert_eq!(
-            S3::probe(&["list", bucket, &format!("{prefix}/")]).trim(),
+            crate::objects::s3_probe(&["list", bucket, &format!("{prefix}/")]).trim(),
             "[]",
             "{bucket}"
         );
