@@ -313,7 +313,8 @@ fn postgres_exports_the_same_bytes_as_sqlite() {
         "SELECT doc->>'lead_score', revenue::text FROM leads WHERE id = 'E1'",
     );
     assert_eq!(rows, [[Some("83".to_owned()), Some("11.0000".to_owned())]]);
-    // Schema versions are recorded (state: 1 runs/ledger/claims, 2 retention, 3 audit log).
+    // Schema versions are recorded (state: 1 runs/ledger/claims, 2 retention, 3 audit log,
+    // 4 storage-class transitions).
     let versions = query(
         &url,
         "SELECT schema_name, max(version)::text FROM schema_migrations GROUP BY 1 ORDER BY 1",
@@ -322,7 +323,7 @@ fn postgres_exports_the_same_bytes_as_sqlite() {
         versions,
         [
             [Some("leads".to_owned()), Some("1".to_owned())],
-            [Some("state".to_owned()), Some("3".to_owned())]
+            [Some("state".to_owned()), Some("4".to_owned())]
         ]
     );
 }
