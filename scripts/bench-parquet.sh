@@ -7,7 +7,8 @@
 #   EXPORTD_BIN=/path/to/exportd scripts/bench-parquet.sh …  (use that binary, build nothing)
 #
 # Prints wall time, rows/s, file size, speed ratio against the baseline (>1: faster than the
-# baseline) and exportd's peak RSS (/usr/bin/time). Peak RSS should not grow with LEADS:
+# baseline) and exportd's peak RSS (/usr/bin/time); pyarrow reads each Parquet file back and
+# checks its row count against the store. Peak RSS should not grow with LEADS:
 # run it with 10000000 to check (the demo store then takes a while to build, once).
 # The demo store is built once per size and reused (target/bench/, shared with bench.sh).
 set -euo pipefail
@@ -17,6 +18,8 @@ ROW_GROUP_ROWS=${2:-65536}
 DIR="$PWD/target/bench/$LEADS"
 # EXPORTD_BIN: a release binary built elsewhere (then nothing is built here).
 BIN=${EXPORTD_BIN:-$PWD/target/release/exportd}
+# pyarrow from the test venv (scripts/services.sh install) reads every Parquet file back.
+PYTHON=${EXPORTD_TEST_PYTHON:-$HOME/.cache/exportd-test/venv/bin/python}
 
 [ -n "${EXPORTD_BIN:-}" ] || cargo build --release -q
 mkdir -p "$DIR/exports.d"
@@ -66,6 +69,17 @@ TOML
   printf '%-22s %7.2fs %9.0f rows/s %11s bytes  ratio %.2fx  peak RSS %s MiB\n' "exportd $name" \
     "$ours" "$(echo "$rows / $ours" | bc -l)" "$(stat -c %s "$DIR/var/exports/bench-parquet/leads.$ext")" \
     "$(echo "$base / $ours" | bc -l)" "$rss_mib"
+  if [ "$type" = parquet ] && [ -x "$PYTHON" ]; then
+    # Read back with pyarrow: the row count must equal the store's, and print the column types.
+    "$PYTHON" - "$DIR/var/exports/bench-parquet/leads.$ext" "$rows" <<'PY'
+import sys, pyarrow.parquet as pq
+f = pq.ParquetFile(sys.argv[1])
+n = f.metadata.num_rows
+assert n == int(sys.argv[2]), f"pyarrow reads {n} rows, the store has {sys.argv[2]}"
+print(f"  pyarrow: {n} rows in {f.metadata.num_row_groups} row groups;",
+      ", ".join(f"{c.name}: {c.type}" for c in f.schema_arrow))
+PY
+  fi
 }
 run "parquet zstd" parquet zstd parquet
 run "parquet snappy" parquet snappy parquet
