@@ -263,18 +263,17 @@ pub fn sweep(
         candidates.truncate(guards.max_delete);
     }
 
-    // Built once per export, ledger name and place (see `reach_key`).
-    let mut destinations: HashMap<String, Result<Box<dyn Destination>, String>> = HashMap::new();
+    let mut destinations = Destinations {
+        context,
+        built: HashMap::new(),
+    };
     let mut touched_runs = BTreeSet::new();
     for candidate in candidates {
         let entry = &candidate.entry;
-        let destination = destinations
-            .entry(reach_key(entry, &candidate.def))
-            .or_insert_with(|| deliver::build(&candidate.def, context).map_err(|e| e.to_string()));
-        let action = match destination {
+        let action = match destinations.reach(entry, &candidate.def) {
             Err(message) => Action::Skipped(format!("cannot reach the destination: {message}")),
             Ok(destination) => {
-                let action = check_and_delete(destination.as_ref(), entry, dry_run);
+                let action = check_and_delete(destination, entry, dry_run);
                 if !dry_run
                     && matches!(
                         action,
@@ -311,17 +310,7 @@ pub fn sweep(
                 Action::Skipped(reason) => format!("skipped: {reason}"),
                 Action::WouldDelete => unreachable!("not a dry run"),
             };
-            let line = crate::state::AuditEntry::new(
-                actor.unwrap_or("exportd"),
-                "",
-                "retention",
-                &format!("{} {}", entry.destination, entry.key),
-                &outcome,
-                Utc::now(),
-            );
-            if let Err(e) = state.append_audit(&[line]) {
-                tracing::warn!("retention: cannot write the audit log: {e}");
-            }
+            audit(state, actor, entry, &outcome);
         }
         report.outcomes.push(Outcome {
             export: entry.export.clone(),
@@ -363,16 +352,11 @@ pub fn sweep(
             moves.truncate(guards.max_delete);
         }
         for (entry, def, class) in moves {
-            let destination = destinations
-                .entry(reach_key(&entry, &def))
-                .or_insert_with(|| deliver::build(&def, context).map_err(|e| e.to_string()));
-            let action = match destination {
+            let action = match destinations.reach(&entry, &def) {
                 Err(message) => {
                     TransitionAction::Skipped(format!("cannot reach the destination: {message}"))
                 }
-                Ok(destination) => {
-                    check_and_transition(destination.as_ref(), &entry, class, dry_run)
-                }
+                Ok(destination) => check_and_transition(destination, &entry, class, dry_run),
             };
             if action == TransitionAction::Transitioned {
                 state.mark_transitioned(&entry.destination, &entry.key, Utc::now())?;
@@ -399,17 +383,7 @@ pub fn sweep(
                     }
                     TransitionAction::WouldTransition => unreachable!("not a dry run"),
                 };
-                let line = crate::state::AuditEntry::new(
-                    actor.unwrap_or("exportd"),
-                    "",
-                    "retention",
-                    &format!("{} {}", entry.destination, entry.key),
-                    &outcome,
-                    Utc::now(),
-                );
-                if let Err(e) = state.append_audit(&[line]) {
-                    tracing::warn!("retention: cannot write the audit log: {e}");
-                }
+                audit(state, actor, &entry, &outcome);
             }
             report.transitions.push(TransitionOutcome {
                 age_days: (Utc::now().min(now) - entry.delivered_at).num_days(),
@@ -429,6 +403,43 @@ pub fn sweep(
 /// Which built destination reaches an entry. The ledger name (`s3#0`) is only unique within
 /// an export, and one export's entries may live where an earlier definition put them, so the
 /// export and the place are part of it.
+/// The destinations a sweep reaches, each built once per export, ledger name and place (see
+/// [`reach_key`]); a destination that cannot be built is remembered with its reason.
+struct Destinations<'a> {
+    context: &'a deliver::Context,
+    built: HashMap<String, Result<Box<dyn Destination>, String>>,
+}
+
+impl Destinations<'_> {
+    fn reach(&mut self, entry: &Delivery, def: &DeliverDef) -> Result<&dyn Destination, &str> {
+        let context = self.context;
+        let built: &Result<Box<dyn Destination>, String> = self
+            .built
+            .entry(reach_key(entry, def))
+            .or_insert_with(|| deliver::build(def, context).map_err(|e| e.to_string()));
+        match built {
+            Ok(destination) => Ok(&**destination),
+            Err(message) => Err(message),
+        }
+    }
+}
+
+/// One audit line for what a sweep did to one object; a failure to write it is logged, never
+/// fatal (the deletion already happened).
+fn audit(state: &dyn StateStore, actor: Option<&str>, entry: &Delivery, outcome: &str) {
+    let line = crate::state::AuditEntry::new(
+        actor.unwrap_or("exportd"),
+        "",
+        "retention",
+        &format!("{} {}", entry.destination, entry.key),
+        outcome,
+        Utc::now(),
+    );
+    if let Err(e) = state.append_audit(&[line]) {
+        tracing::warn!("retention: cannot write the audit log: {e}");
+    }
+}
+
 fn reach_key(entry: &Delivery, def: &DeliverDef) -> String {
     format!(
         "{}\n{}\n{}",
