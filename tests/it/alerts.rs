@@ -165,22 +165,7 @@ fn count(alerts: &[Json], cause: &str, subject: &str) -> usize {
 }
 
 fn script(path: &str, responses: Json) {
-    let url = format!("{}/_script", service("EXPORTD_TEST_WEBHOOK_URL"));
-    let body = serde_json::json!({"path": path, "responses": responses});
-    let status = std::process::Command::new("curl")
-        .args([
-            "-sSf",
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-        ])
-        .arg(body.to_string())
-        .arg(&url)
-        .status()
-        .expect("running curl");
-    assert!(status.success(), "scripting the receiver failed");
+    crate::messages::script_receiver(path, responses);
 }
 
 #[test]

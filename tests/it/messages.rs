@@ -437,8 +437,13 @@ fn webhook_workspace() -> Workspace {
 
 /// Answers the next POSTs to exactly `path` (under the connection's `/in`) with these responses.
 fn script(path: &str, responses: Json) {
+    script_receiver(&format!("/in{path}"), responses);
+}
+
+/// Tells the webhook receiver to answer the next POSTs to exactly `path` with `responses`.
+pub(crate) fn script_receiver(path: &str, responses: Json) {
     let url = format!("{}/_script", service("EXPORTD_TEST_WEBHOOK_URL"));
-    let body = serde_json::json!({ "path": format!("/in{path}"), "responses": responses });
+    let body = serde_json::json!({ "path": path, "responses": responses });
     let status = Command::new("curl")
         .args([
             "-sSf",
