@@ -10,25 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LEADS=${1:-1000000}
 LEVELS=${2:-"6 1"}
-DIR="$PWD/target/bench/$LEADS"
 BIN="$PWD/target/release/exportd"
 
 cargo build --release -q
-mkdir -p "$DIR/exports.d"
-if [ ! -s "$DIR/var/leads.db" ]; then
-  "$BIN" --config "$DIR/exportd.toml" demo --leads "$LEADS" --seed 7 --end 2024-06-01T00:00:00Z --days 30
-fi
-
-COLUMNS='"id", "created_at", "source", "outcome", "revenue", "cost", "email", "email.valid", "phone_1", "state", "lead_score"'
-SQL="SELECT id,
-  strftime('%Y-%m-%dT%H:%M:%SZ', created_at / 1000, 'unixepoch'),
-  source, outcome, printf('%.2f', revenue / 10000.0), printf('%.2f', cost / 10000.0),
-  json_extract(doc, '\$.\"email\"'), json_extract(doc, '\$.\"email.valid\"'),
-  json_extract(doc, '\$.\"phone_1\"'), json_extract(doc, '\$.\"state\"'),
-  json_extract(doc, '\$.\"lead_score\"')
-FROM leads WHERE created_at >= 0 AND created_at < 1717200000000 ORDER BY created_at, id"
-
-rows=$(sqlite3 "$DIR/var/leads.db" "SELECT count(*) FROM leads")
+# shellcheck source=scripts/bench-store.sh
+source scripts/bench-store.sh
 echo "rows: $rows (leads in the window)"
 for level in $LEVELS; do
   cat > "$DIR/exports.d/bench.toml" <<TOML
