@@ -888,38 +888,17 @@ impl Daemon {
         let state = self.state.clone();
         let tx = self.events.clone();
         tokio::task::spawn_blocking(move || {
-            // Replicas sharing a state store take turns: the sweep holds a claim (renewed like a
-            // run's) and releases it at the end, so the next sweep anywhere may claim it again.
-            let until = Utc::now() + chrono::Duration::from_std(env.lease).unwrap_or_default();
-            let report = match state.claim(SWEEP_CLAIM, &env.replica, Utc::now(), until) {
-                Ok(Claim::Acquired) => {
-                    let lease = renew_lease(
-                        state.clone(),
-                        SWEEP_CLAIM.to_owned(),
-                        env.replica.clone(),
-                        env.lease,
-                    );
-                    let report = crate::retention::sweep(
-                        &specs,
-                        state.as_ref(),
-                        &env.deliver_context(),
-                        crate::retention::Guards::from(&env.retention),
-                        Utc::now(),
-                        crate::retention::Scope::default(),
-                    )
-                    .map_err(|e| e.to_string());
-                    drop(lease);
-                    if let Err(e) = state.release_claim(SWEEP_CLAIM, &env.replica) {
-                        warn!(error = %e, "Cannot release the retention sweep's claim; other replicas sweep again once its lease runs out.");
-                    }
-                    report
-                }
-                Ok(claim) => {
-                    debug!(claim = ?claim, "Another replica is sweeping; this sweep is skipped.");
-                    Ok(crate::retention::Report::default())
-                }
-                Err(e) => Err(format!("cannot claim the retention sweep: {e}")),
-            };
+            let report = exclusive_sweep(&state, &env.replica, env.lease, || {
+                crate::retention::sweep(
+                    &specs,
+                    state.as_ref(),
+                    &env.deliver_context(),
+                    crate::retention::Guards::from(&env.retention),
+                    Utc::now(),
+                    crate::retention::Scope::default(),
+                )
+                .map_err(|e| e.to_string())
+            });
             // A sweep frees space: a quota alert may clear.
             alerts.check_quotas(&active, state.as_ref());
             let _ = tx.send(Event::SweepFinished(Box::new(report)));
@@ -1162,6 +1141,39 @@ impl Daemon {
     }
 }
 
+/// Runs `sweep` while holding the claim [`SWEEP_CLAIM`], so replicas sharing a state store take
+/// turns: the claim is renewed like a run's and released at the end, so the next sweep anywhere
+/// may take it. While another replica holds it, this sweep is skipped (an empty report).
+fn exclusive_sweep(
+    state: &Arc<dyn StateStore>,
+    replica: &str,
+    lease: std::time::Duration,
+    sweep: impl FnOnce() -> Result<crate::retention::Report, String>,
+) -> Result<crate::retention::Report, String> {
+    let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or_default();
+    match state.claim(SWEEP_CLAIM, replica, Utc::now(), until) {
+        Ok(Claim::Acquired) => {
+            let renewing = renew_lease(
+                state.clone(),
+                SWEEP_CLAIM.to_owned(),
+                replica.to_owned(),
+                lease,
+            );
+            let report = sweep();
+            drop(renewing);
+            if let Err(e) = state.release_claim(SWEEP_CLAIM, replica) {
+                warn!(error = %e, "Cannot release the retention sweep's claim; other replicas sweep again once its lease runs out.");
+            }
+            report
+        }
+        Ok(claim) => {
+            debug!(claim = ?claim, "Another replica is sweeping; this sweep is skipped.");
+            Ok(crate::retention::Report::default())
+        }
+        Err(e) => Err(format!("cannot claim the retention sweep: {e}")),
+    }
+}
+
 /// Renews the claim on run `id` every third of `lease` until the returned sender is dropped
 /// (the run ended). A renewal that fails is logged: the run goes on, and if the lease runs out
 /// meanwhile another replica may start the same run, which writes the same object names.
@@ -1294,5 +1306,47 @@ fn notify(state: &str) {
         && let Ok(socket) = std::os::unix::net::UnixDatagram::unbound()
     {
         let _ = socket.send_to(state.as_bytes(), path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sweep_runs_only_while_no_other_replica_holds_the_sweep_claim() {
+        let dir = tempfile::tempdir().unwrap();
+        let state: Arc<dyn StateStore> =
+            Arc::new(crate::state::sqlite::SqliteState::open(&dir.path().join("s.db")).unwrap());
+        let lease = std::time::Duration::from_secs(60);
+        let until = Utc::now() + chrono::Duration::seconds(60);
+        assert_eq!(
+            state
+                .claim(SWEEP_CLAIM, "other", Utc::now(), until)
+                .unwrap(),
+            Claim::Acquired
+        );
+        let mut ran = false;
+        exclusive_sweep(&state, "me", lease, || {
+            ran = true;
+            Ok(crate::retention::Report::default())
+        })
+        .unwrap();
+        assert!(!ran, "another replica is sweeping");
+
+        state.release_claim(SWEEP_CLAIM, "other").unwrap();
+        exclusive_sweep(&state, "me", lease, || {
+            ran = true;
+            Ok(crate::retention::Report::default())
+        })
+        .unwrap();
+        assert!(ran);
+        // Released at the end: the other replica's next sweep may claim it at once.
+        assert_eq!(
+            state
+                .claim(SWEEP_CLAIM, "other", Utc::now(), until)
+                .unwrap(),
+            Claim::Acquired
+        );
     }
 }
