@@ -3,6 +3,11 @@
 use clap::Parser;
 use std::process::ExitCode;
 
+/// mimalloc: an export allocates each row's cells on the reading thread and frees them on the
+/// encoding thread, which glibc's allocator serves slowly (measured in `scripts/bench.sh`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Environment variable with the log filter (`info` by default, e.g. `exportd=debug`).
 const LOG_ENV: &str = "EXPORTD_LOG";
 

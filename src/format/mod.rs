@@ -202,11 +202,18 @@ pub(crate) fn cell_text<'a>(value: &'a Value, scratch: &'a mut String) -> &'a st
         Value::Bool(false) => "false",
         Value::Null => "",
         Value::Decimal(d) => {
-            *scratch = Value::format_decimal(d);
+            scratch.clear();
+            Value::write_decimal(d, scratch);
             scratch
         }
         Value::Timestamp(t) => {
-            *scratch = Value::format_timestamp(t);
+            scratch.clear();
+            Value::write_timestamp(t, scratch);
+            scratch
+        }
+        Value::Int(i) => {
+            scratch.clear();
+            scratch.push_str(itoa::Buffer::new().format(*i));
             scratch
         }
         other => {

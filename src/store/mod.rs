@@ -21,6 +21,7 @@
 //! Money is exact: stored in 1/10000 units and read back as a decimal. Times are UTC.
 
 pub mod demo;
+mod doc;
 pub mod ingest;
 pub mod postgres;
 pub mod sqlite;

@@ -14,9 +14,9 @@
 //! upserted (`INSERT … ON CONFLICT`), so re-ingesting a lead replaces it as SQLite's `INSERT OR
 //! REPLACE` does; a bulk load into an empty store (demo data) copies straight into the tables.
 
+use super::doc::{CellSeed, decode_doc};
 use super::sqlite::{
-    CatalogUpdate, CellSeed, EVENT_COLUMNS, LEAD_COLUMNS, ReadPlan, Slot, decode_doc, json_into,
-    money_units,
+    CatalogUpdate, EVENT_COLUMNS, LEAD_COLUMNS, ReadPlan, Slot, json_into, money_units,
 };
 use super::{
     Aggregate, Error, Explained, LeadStore, NewEvent, NewLead, Query, SummaryQuery, Table,
@@ -499,7 +499,7 @@ fn decode(plan: &ReadPlan, row: &Row, out: &mut [Value]) -> Result<(), Error> {
     }
     for (pos, wanted) in &plan.json_columns {
         if let Ok(Some(JsonText(text))) = row.try_get::<_, Option<JsonText>>(*pos) {
-            decode_doc(text, wanted, out);
+            decode_doc(text.as_bytes(), wanted, out);
         }
     }
     Ok(())

@@ -5,6 +5,7 @@
 //! per row, in Rust, and only the keys the export needs are decoded; the others are skipped
 //! without allocation.
 
+use super::doc::{WantedKeys, decode_doc};
 use super::{
     Aggregate, Error, Explained, LeadStore, NewEvent, NewLead, Query, SummaryQuery, Table,
     TimeField,
@@ -15,10 +16,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql, params_from_iter};
 use rust_decimal::Decimal;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::path::Path;
 
 /// Money columns hold this many units per currency unit (45.00 is stored as 450000).
@@ -230,7 +228,7 @@ impl ReadPlan {
                             .push((plan.select.len() - 1, WantedKeys::default()));
                         plan.json_columns.len() - 1
                     });
-                    plan.json_columns[j].1.0.push((key.to_owned(), out));
+                    plan.json_columns[j].1.push(key.to_owned(), out);
                     Slot::Json
                 }
                 None => Slot::Missing,
@@ -252,23 +250,11 @@ impl ReadPlan {
         }
         for (pos, wanted) in &self.json_columns {
             if let ValueRef::Text(bytes) = row.get_ref(*pos)? {
-                // Validating UTF-8 once up front is cheaper than serde_json checking each
-                // string of the document as it scans (it trusts a `&str`).
-                let Ok(text) = std::str::from_utf8(bytes) else {
-                    continue;
-                };
-                decode_doc(text, wanted, out);
+                decode_doc(bytes, wanted, out);
             }
         }
         Ok(())
     }
-}
-
-/// Decodes the wanted keys of one flat JSON document into their slots. A malformed document
-/// yields NULLs for its fields rather than failing the run.
-pub(super) fn decode_doc(text: &str, wanted: &WantedKeys, out: &mut [Value]) {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let _ = DocSeed { wanted, out }.deserialize(&mut de);
 }
 
 fn column_value(v: ValueRef<'_>, ty: FieldType) -> Value {
@@ -287,137 +273,6 @@ fn column_value(v: ValueRef<'_>, ty: FieldType) -> Value {
         (ValueRef::Real(f), _) => Value::Float(f),
         (ValueRef::Text(t), _) => Value::Text(String::from_utf8_lossy(t).into_owned()),
         (ValueRef::Blob(b), _) => Value::Text(hex::encode(b)),
-    }
-}
-
-/// The keys an export reads from one JSON column and the output slot of each. An export reads a
-/// handful of keys from documents of a few dozen, so a linear scan (length first, then bytes)
-/// beats hashing every key of every document.
-#[derive(Debug, Default)]
-pub(super) struct WantedKeys(Vec<(String, usize)>);
-
-impl WantedKeys {
-    fn get(&self, key: &str) -> Option<&usize> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.len() == key.len() && k == key)
-            .map(|(_, i)| i)
-    }
-}
-
-/// Decodes the wanted keys of one flat JSON object into their output slots.
-struct DocSeed<'a> {
-    wanted: &'a WantedKeys,
-    out: &'a mut [Value],
-}
-
-impl<'de> DeserializeSeed<'de> for DocSeed<'_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for DocSeed<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            match self.wanted.get(key.0.as_ref()) {
-                Some(&i) => self.out[i] = map.next_value::<CellSeed>()?.0,
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A JSON object key, borrowed when it has no escapes.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> de::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(KeyVisitor)
-    }
-}
-
-/// One JSON value decoded straight into a cell: numbers keep their exact decimal text.
-pub(super) struct CellSeed(pub(super) Value);
-
-impl<'de> de::Deserialize<'de> for CellSeed {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct CellVisitor;
-        impl<'de> Visitor<'de> for CellVisitor {
-            type Value = CellSeed;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_unit<E>(self) -> Result<CellSeed, E> {
-                Ok(CellSeed(Value::Null))
-            }
-            fn visit_none<E>(self) -> Result<CellSeed, E> {
-                Ok(CellSeed(Value::Null))
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<CellSeed, E> {
-                Ok(CellSeed(Value::Bool(v)))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<CellSeed, E> {
-                Ok(CellSeed(Value::Int(v)))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<CellSeed, E> {
-                Ok(CellSeed(
-                    i64::try_from(v)
-                        .map(Value::Int)
-                        .unwrap_or(Value::Float(v as f64)),
-                ))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<CellSeed, E> {
-                // The shortest text that round-trips is the text that was written.
-                Ok(CellSeed(
-                    v.to_string()
-                        .parse::<Decimal>()
-                        .map(Value::Decimal)
-                        .unwrap_or(Value::Float(v)),
-                ))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<CellSeed, E> {
-                Ok(CellSeed(Value::Text(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<CellSeed, E> {
-                Ok(CellSeed(Value::Text(v)))
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<CellSeed, A::Error> {
-                let v: serde_json::Value =
-                    de::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-                Ok(CellSeed(Value::Text(v.to_string())))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<CellSeed, A::Error> {
-                let v: serde_json::Value =
-                    de::Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(CellSeed(Value::Text(v.to_string())))
-            }
-        }
-        d.deserialize_any(CellVisitor)
     }
 }
 
