@@ -1430,6 +1430,99 @@ mod tests {
             .collect()
     }
 
+    /// A store of `leads` demo leads and a query for their ids in order.
+    fn demo_store(dir: &Path, leads: u64) -> (store::SqliteStore, Query) {
+        let mut store = store::SqliteStore::open(&dir.join("leads.db")).expect("store");
+        let end = DateTime::parse_from_rfc3339("2024-06-01T00:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        store::demo::generate(
+            &mut store,
+            &store::demo::DemoOptions::new(leads, end),
+            &mut |_| {},
+        )
+        .expect("demo");
+        let query = Query {
+            table: Table::Leads,
+            time_field: TimeField::Created,
+            start: None,
+            end,
+            filter: None,
+            fields: vec!["id".into(), "email".into()],
+        };
+        (store, query)
+    }
+
+    fn ndjson_chunker(dir: &Path) -> Chunker {
+        let columns = ["id".to_owned(), "email".to_owned()];
+        let encoder = format::encoder(&FormatOptions::Ndjson, &columns);
+        Chunker::new(encoder, Compression::None, Limits::default(), dir, "ndjson")
+    }
+
+    #[test]
+    fn rows_reach_the_encoding_thread_whole_and_in_store_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, query) = demo_store(dir.path(), 3_000);
+        let mut expected = Vec::new();
+        store
+            .stream(&query, &mut |row| {
+                expected.push(row.to_vec());
+                Ok(true)
+            })
+            .expect("direct read");
+        let mut seen = Vec::new();
+        let mut progress_calls = 0;
+        let (_, rows) = stream_encoded(
+            &store,
+            &query,
+            ndjson_chunker(dir.path()),
+            |_, row: &mut [Value]| {
+                seen.push(row.to_vec());
+                Ok(())
+            },
+            &mut |_, _| progress_calls += 1,
+            dir.path(),
+        )
+        .expect("pipelined read");
+        assert_eq!(rows, 3_000);
+        assert_eq!(seen.len(), expected.len());
+        assert!(seen == expected, "rows differ from a direct read");
+        assert!(
+            seen.iter()
+                .all(|r| matches!(&r[1], Value::Text(e) if e.contains('@')))
+        );
+        assert_eq!(progress_calls, 0, "progress is reported every 65,536 rows");
+    }
+
+    #[test]
+    fn an_encoding_error_stops_the_reader_and_is_reported_as_staging() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, query) = demo_store(dir.path(), 20_000);
+        let mut encoded = 0u64;
+        let result = stream_encoded(
+            &store,
+            &query,
+            ndjson_chunker(dir.path()),
+            |_, _: &mut [Value]| {
+                encoded += 1;
+                if encoded == 1_500 {
+                    return Err(std::io::Error::other("disk full"));
+                }
+                Ok(())
+            },
+            &mut |_, _| {},
+            dir.path(),
+        );
+        match result {
+            Err(Error::Staging { dir: d, source }) => {
+                assert_eq!(d, dir.path());
+                assert_eq!(source.to_string(), "disk full");
+            }
+            other => panic!("expected a staging error, got {:?}", other.map(|(_, n)| n)),
+        }
+        assert_eq!(encoded, 1_500, "no row is encoded after the error");
+    }
+
     #[test]
     fn stored_columns_keep_their_type_and_json_keys_are_text() {
         let got = types_of(

@@ -45,20 +45,22 @@ struct Job {
     reply: SyncSender<MemberResult>,
 }
 
-/// Compresses `data` into one complete gzip member (header, deflate stream, CRC-32, size)
-/// appended to `out`, reusing `compressor`.
+/// Compresses `data` into one complete gzip member (header, deflate stream, CRC-32, size).
+/// libdeflate needs room for the worst case; that room is `scratch`, kept by the worker, so a
+/// block only allocates its member's real size (a quarter of the block on CSV).
 pub(crate) fn compress_member(
     compressor: &mut Compressor,
     data: &[u8],
-    out: &mut Vec<u8>,
-) -> io::Result<()> {
-    let start = out.len();
-    out.resize(start + compressor.gzip_compress_bound(data.len()), 0);
+    scratch: &mut Vec<u8>,
+) -> io::Result<Vec<u8>> {
+    let bound = compressor.gzip_compress_bound(data.len());
+    if scratch.len() < bound {
+        scratch.resize(bound, 0);
+    }
     let written = compressor
-        .gzip_compress(data, &mut out[start..])
+        .gzip_compress(data, &mut scratch[..bound])
         .map_err(|e| super::other_error("deflate", e))?;
-    out.truncate(start + written);
-    Ok(())
+    Ok(scratch[..written].to_vec())
 }
 
 /// The compressor for a gzip `level` (0–9; above 9 means 9).
@@ -230,15 +232,15 @@ impl<W: Write + Send + 'static> ParallelGzWriter<W> {
 /// A worker: compresses jobs until the queue closes.
 fn worker(jobs: &Mutex<Receiver<Job>>, level: u32) {
     let mut compressor = compressor(level);
+    let mut scratch = Vec::new();
     loop {
         let job = match jobs.lock() {
             Ok(rx) => rx.recv(),
             Err(poisoned) => poisoned.into_inner().recv(),
         };
         let Ok(job) = job else { break };
-        let mut out = Vec::new();
-        let result =
-            compress_member(&mut compressor, &job.data, &mut out).map(|()| (out, job.data));
+        let result = compress_member(&mut compressor, &job.data, &mut scratch)
+            .map(|member| (member, job.data));
         // The writer may have gone away after an error; nothing left to do then.
         let _ = job.reply.send(result);
     }

@@ -112,10 +112,10 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        // 16 MiB of page cache (default 2 MiB): an export walks an index and fetches each row
-        // from the table, and a larger cache keeps the upper levels of both trees resident.
-        // Peak memory stays well within the 64 MiB budget of a run.
-        conn.pragma_update(None, "cache_size", -16_384)?;
+        // 4 MiB of page cache (default 2 MiB): an export walks an index and fetches each row
+        // from the table, and the upper levels of both trees stay resident in far less than
+        // this. 16 MiB measured no faster at 1 M rows and cost 13 MiB of the run's 64 MiB.
+        conn.pragma_update(None, "cache_size", -4_096)?;
         let store = SqliteStore { conn };
         store.migrate()?;
         Ok(store)
