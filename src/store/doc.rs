@@ -9,6 +9,9 @@
 //! rest by serde_json, so exact number text and escapes are serde_json's), and the scan stops
 //! as soon as every wanted key has been seen.
 //!
+//! The byte-walking steps ([`skip_whitespace`], [`string_end`], [`value_end`]) also serve
+//! `ingest`, which finds the source text of a money value in an NDJSON line.
+//!
 //! Consequences worth knowing: a document with a duplicated key yields the FIRST occurrence of
 //! it (documents written by exportd never have one); a malformed document yields NULL for the
 //! wanted keys after the point where it breaks rather than failing the run; bytes after the
@@ -111,7 +114,8 @@ fn scan(text: &[u8], wanted: &WantedKeys, out: &mut [Value]) -> Option<()> {
     }
 }
 
-fn skip_whitespace(text: &[u8], mut at: usize) -> usize {
+/// The index of the first non-whitespace byte at or after `at` (JSON's four whitespace bytes).
+pub(super) fn skip_whitespace(text: &[u8], mut at: usize) -> usize {
     while matches!(text.get(at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
         at += 1;
     }
@@ -120,7 +124,7 @@ fn skip_whitespace(text: &[u8], mut at: usize) -> usize {
 
 /// The index of the quote closing the string that opens at `start`, and whether the string
 /// holds an escape.
-fn string_end(text: &[u8], start: usize) -> Option<(usize, bool)> {
+pub(super) fn string_end(text: &[u8], start: usize) -> Option<(usize, bool)> {
     let mut at = start + 1;
     let mut escaped = false;
     loop {
@@ -159,7 +163,7 @@ fn quote_or_backslash(s: &[u8]) -> Option<usize> {
 }
 
 /// The index just past the JSON value that starts at `start`.
-fn value_end(text: &[u8], start: usize) -> Option<usize> {
+pub(super) fn value_end(text: &[u8], start: usize) -> Option<usize> {
     match *text.get(start)? {
         b'"' => Some(string_end(text, start)?.0 + 1),
         b'{' | b'[' => nested_end(text, start),

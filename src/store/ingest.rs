@@ -20,6 +20,7 @@
 //! - Money: a JSON number or a decimal string, taken from its text and never through `f64`,
 //!   so `45.10` stays `45.10`. At most four decimal places (the store's 1/10000 units).
 
+use super::doc::{skip_whitespace, string_end, value_end};
 use super::sqlite::MONEY_SCALE;
 use super::{Error, LeadStore, NewEvent, NewLead, flatten};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -405,95 +406,38 @@ fn object_field(key: &str, v: Json) -> Result<Map<String, Json>, String> {
 /// last of duplicate keys), in a line already known to be a valid JSON object.
 fn raw_value<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let b = line.as_bytes();
-    let mut i = skip_ws(b, 0);
+    let mut i = skip_whitespace(b, 0);
     if b.get(i) != Some(&b'{') {
         return None;
     }
     i += 1;
     let mut found = None;
     loop {
-        i = skip_ws(b, i);
+        i = skip_whitespace(b, i);
         if b.get(i) != Some(&b'"') {
             return found;
         }
-        let key_start = i;
-        i = skip_string(b, i)?;
-        let raw_key = &line[key_start..i];
-        i = skip_ws(b, i);
+        let (key_end, escaped) = string_end(b, i)?;
+        let matches = if escaped {
+            serde_json::from_str::<String>(&line[i..=key_end]).is_ok_and(|k| k == key)
+        } else {
+            &line[i + 1..key_end] == key
+        };
+        i = skip_whitespace(b, key_end + 1);
         if b.get(i) != Some(&b':') {
             return found;
         }
-        i = skip_ws(b, i + 1);
+        i = skip_whitespace(b, i + 1);
         let value_start = i;
-        i = skip_value(b, i)?;
-        let matches = if raw_key.contains('\\') {
-            serde_json::from_str::<String>(raw_key).is_ok_and(|k| k == key)
-        } else {
-            &raw_key[1..raw_key.len() - 1] == key
-        };
+        i = value_end(b, i)?;
         if matches {
             found = Some(&line[value_start..i]);
         }
-        i = skip_ws(b, i);
+        i = skip_whitespace(b, i);
         if b.get(i) != Some(&b',') {
             return found;
         }
         i += 1;
-    }
-}
-
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while b.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
-        i += 1;
-    }
-    i
-}
-
-/// Index just past the string starting at `i` (which is `"`).
-fn skip_string(b: &[u8], mut i: usize) -> Option<usize> {
-    i += 1;
-    loop {
-        match b.get(i)? {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
-        }
-    }
-}
-
-/// Index just past the value starting at `i`.
-fn skip_value(b: &[u8], mut i: usize) -> Option<usize> {
-    match b.get(i)? {
-        b'"' => skip_string(b, i),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            loop {
-                match b.get(i)? {
-                    b'"' => {
-                        i = skip_string(b, i)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Some(i + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                i += 1;
-            }
-        }
-        _ => {
-            while b
-                .get(i)
-                .is_some_and(|c| !matches!(c, b',' | b'}' | b']') && !c.is_ascii_whitespace())
-            {
-                i += 1;
-            }
-            Some(i)
-        }
     }
 }
 
