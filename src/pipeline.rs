@@ -77,6 +77,17 @@ pub enum Error {
     Encryption(#[from] crate::encrypt::RecipientError),
 }
 
+impl Error {
+    /// Turns an IO error in the staging directory `dir` into [`Error::Staging`]
+    /// (`.map_err(Error::staging(dir))`).
+    fn staging(dir: &Path) -> impl Fn(std::io::Error) -> Error + Copy + '_ {
+        move |source| Error::Staging {
+            dir: dir.to_path_buf(),
+            source,
+        }
+    }
+}
+
 /// Where runs stage and deliver files, resolved from exportd.toml.
 #[derive(Debug, Clone)]
 pub struct Environment {
@@ -579,10 +590,7 @@ pub fn run_once(
         .transpose()?;
     let masker = Masker::new(hash_key);
     let staging = env.staging_dir.join(&spec.name).join(&run_id);
-    let staging_err = |source| Error::Staging {
-        dir: staging.clone(),
-        source,
-    };
+    let staging_err = Error::staging(&staging);
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(staging_err)?;
     }
@@ -699,10 +707,7 @@ fn stream_encoded(
 ) -> Result<(Chunker, u64), Error> {
     use std::sync::atomic::{AtomicU64, Ordering};
     let bytes_so_far = AtomicU64::new(0);
-    let staging_err = |source| Error::Staging {
-        dir: staging.to_path_buf(),
-        source,
-    };
+    let staging_err = Error::staging(staging);
     std::thread::scope(|scope| {
         let (full, batches) = std::sync::mpsc::sync_channel::<Vec<Vec<Value>>>(BATCHES_IN_FLIGHT);
         let bytes_so_far = &bytes_so_far;
@@ -870,21 +875,12 @@ fn deliver_all(
     let mut delivered = Vec::new();
     let manifest_path = staging.join(MANIFEST_NAME);
     let manifest_text = serde_json::to_vec_pretty(manifest).unwrap_or_default();
-    std::fs::write(&manifest_path, &manifest_text).map_err(|source| Error::Staging {
-        dir: staging.to_path_buf(),
-        source,
-    })?;
+    std::fs::write(&manifest_path, &manifest_text).map_err(Error::staging(staging))?;
     let manifest_sha =
-        crate::chunk::sha256_file(&manifest_path).map_err(|source| Error::Staging {
-            dir: staging.to_path_buf(),
-            source,
-        })?;
+        crate::chunk::sha256_file(&manifest_path).map_err(Error::staging(staging))?;
     let marker_path = staging.join(SUCCESS_MARKER);
     if spec.def.manifest.success_marker {
-        std::fs::write(&marker_path, b"").map_err(|source| Error::Staging {
-            dir: staging.to_path_buf(),
-            source,
-        })?;
+        std::fs::write(&marker_path, b"").map_err(Error::staging(staging))?;
     }
     let context = env.deliver_context();
     let policy = deliver::RetryPolicy::default();
@@ -1312,10 +1308,7 @@ pub fn estimate(
     let scratch = env
         .staging_dir
         .join(format!(".estimate-{}", std::process::id()));
-    let staging_err = |source| Error::Staging {
-        dir: scratch.clone(),
-        source,
-    };
+    let staging_err = Error::staging(&scratch);
     std::fs::create_dir_all(&scratch).map_err(staging_err)?;
     let (rows, sample_rows, sample_bytes) = if spec.def.kind == Kind::Summary {
         let (_, rows) = summarize(spec, &query, store)?;
