@@ -15,12 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LEADS=${1:-1000000}
 ROW_GROUP_ROWS=${2:-65536}
-# EXPORTD_BIN: a release binary built elsewhere (then nothing is built here).
-BIN=${EXPORTD_BIN:-$PWD/target/release/exportd}
 # pyarrow from the test venv (scripts/services.sh install) reads every Parquet file back.
 PYTHON=${EXPORTD_TEST_PYTHON:-$HOME/.cache/exportd-test/venv/bin/python}
 
-[ -n "${EXPORTD_BIN:-}" ] || cargo build --release -q
 # shellcheck source=scripts/bench-store.sh
 source scripts/bench-store.sh
 echo "rows: $rows; row_group_rows: $ROW_GROUP_ROWS"

@@ -1,7 +1,11 @@
 # Shared by scripts/bench.sh and scripts/bench-parquet.sh (sourced, not run): the demo store of
 # LEADS leads (built once per size under target/bench/, seed 7) and the columns both compare,
 # as exportd's field list and as the `sqlite3` baseline query, so the two scripts measure
-# against the same baseline. Needs LEADS and BIN; sets DIR, COLUMNS, SQL and rows.
+# against the same baseline. Needs LEADS; sets BIN, DIR, COLUMNS, SQL and rows.
+# BIN is $EXPORTD_BIN when set (a release binary built elsewhere; nothing is built then),
+# otherwise this checkout's release build, built first.
+BIN=${EXPORTD_BIN:-$PWD/target/release/exportd}
+[ -n "${EXPORTD_BIN:-}" ] || cargo build --release -q
 DIR="$PWD/target/bench/$LEADS"
 mkdir -p "$DIR/exports.d"
 if [ ! -s "$DIR/var/leads.db" ]; then

@@ -15,9 +15,7 @@ cd "$(dirname "$0")/.."
 LEADS=${1:-1000000}
 LEVELS=${2:-"6 1"}
 ROUNDS=${3:-3}
-BIN=${EXPORTD_BIN:-$PWD/target/release/exportd}
 
-[ -n "${EXPORTD_BIN:-}" ] || cargo build --release -q
 # shellcheck source=scripts/bench-store.sh
 source scripts/bench-store.sh
 echo "rows: $rows (leads in the window), $ROUNDS rounds per level"
@@ -56,8 +54,8 @@ TOML
       "$ours" "$(echo "$rows / $ours" | bc -l)" "$(stat -c %s "$DIR/var/exports/bench/leads_001.csv.gz")" \
       "$ratio" "$rss_mib"
   done
-  median=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}')
+  sorted=$(printf '%s\n' "${ratios[@]}" | sort -g)
+  median=$(awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}' <<< "$sorted")
   printf 'gzip -%s: median ratio %.2fx over %s rounds (min %.2fx, max %.2fx), exportd peak RSS %s MiB\n' \
-    "$level" "$median" "$ROUNDS" "$(printf '%s\n' "${ratios[@]}" | sort -g | head -1)" \
-    "$(printf '%s\n' "${ratios[@]}" | sort -g | tail -1)" "$peak_rss"
+    "$level" "$median" "$ROUNDS" "$(head -1 <<< "$sorted")" "$(tail -1 <<< "$sorted")" "$peak_rss"
 done
