@@ -635,6 +635,48 @@ mod tests {
     }
 
     #[test]
+    fn text_survives_write_batches_nulls_and_reused_group_buffers() {
+        // 20,000 rows in groups of 12,000: each group spans several write batches of 8,192
+        // values, and the second group (8,000 rows) reuses the first group's text buffers.
+        let columns = ["n".to_owned(), "text".to_owned()];
+        let types = [ColumnType::Int, ColumnType::Text];
+        let text_of = |i: usize| match i % 7 {
+            0 => Value::Null,
+            1 => Value::Text(String::new()),
+            _ => Value::Text(format!("v{i}-{}", "é".repeat(i % 5))),
+        };
+        let options = ParquetOptions {
+            row_group_rows: 12_000,
+            ..ParquetOptions::default()
+        };
+        let mut enc = ParquetEncoder::new(options, &columns, &types);
+        let mut out = Vec::new();
+        enc.begin(&mut out).unwrap();
+        for i in 0..20_000 {
+            enc.write_row(&mut out, &[Value::Int(i as i64), text_of(i)])
+                .unwrap();
+        }
+        enc.finish(&mut out).unwrap();
+        let file = reader(out);
+        let sizes: Vec<i64> = file
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        assert_eq!(sizes, [12_000, 8_000]);
+        let rows = read_rows(&file);
+        assert_eq!(rows.len(), 20_000);
+        for (i, row) in rows.iter().enumerate() {
+            let expected = match text_of(i) {
+                Value::Text(t) => format!("text=\"{t}\""),
+                _ => "text=null".to_owned(),
+            };
+            assert_eq!(row, &[format!("n={i}"), expected], "row {i}");
+        }
+    }
+
+    #[test]
     fn the_encoder_is_reused_for_the_next_part() {
         let mut enc = ParquetEncoder::new(ParquetOptions::default(), &columns(), &types());
         let mut parts = Vec::new();
